@@ -1,0 +1,5 @@
+import sys
+
+from densenet.cli.main import main
+
+sys.exit(main())

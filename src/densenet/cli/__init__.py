@@ -1,0 +1,1 @@
+"""The ``densenet`` command line: a thin layer over the Python API."""

@@ -1,0 +1,71 @@
+"""Shared pieces of the command line: the parser class, output helpers and size parsing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from densenet.errors import UsageError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one ``error: ...`` line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def add_common_flags(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
+    """Add ``--json`` (where the command has a JSON form) and ``--debug`` to a subcommand."""
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print exactly one JSON document on stdout")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+
+
+def emit(args: argparse.Namespace, document: Any, text: str) -> None:
+    """Print ``document`` as JSON on stdout with ``--json``, else ``text`` for people."""
+    if getattr(args, "json", False):
+        json.dump(document, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(text)
+
+
+def info(message: str) -> None:
+    """Human-readable progress text; always on stderr so ``--json`` stdout stays clean."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_size(text: str) -> tuple[int, int, int]:
+    """Parse ``C,H,W`` (e.g. ``1,96,96``) into a tuple of positive ints."""
+    try:
+        parts = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or min(parts) < 1:
+        raise UsageError(f"invalid size {text!r}: expected three positive integers C,H,W such as 1,96,96")
+    return parts  # type: ignore[return-value]
+
+
+def positive_int(text: str) -> int:
+    """argparse type for integers >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type for floats > 0 (finite)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
