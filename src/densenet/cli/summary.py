@@ -1,0 +1,46 @@
+"""``densenet summary MODEL``: each top-level stage's output shape, parameters and FLOPs."""
+
+from __future__ import annotations
+
+import argparse
+
+from densenet.cli.common import add_common_flags, emit, parse_size
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("summary", help="show a model's stages, output shapes, parameters and FLOPs",
+                       description="Print each top-level stage's output shape for one image, like the textbook's "
+                       "shape-printing loop, plus parameters and forward FLOPs (a multiply-add counts 2).")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--input-size", metavar="C,H,W", help="input size (default: the model's own)")
+    p.add_argument("--num-classes", type=int, help="classifier outputs (default: the model's own)")
+    add_common_flags(p)
+    p.set_defaults(func=run)
+
+
+def summarize(name: str, input_size: tuple[int, int, int] | None = None, num_classes: int | None = None) -> dict:
+    """The summary document of INTERFACE.md: model, input_size, params, flops, layers."""
+    from densenet.models import create_model, model_info
+    from densenet.models.profile import count_flops
+    from densenet.models.shapes import stage_shapes
+
+    info = model_info(name)
+    size = input_size or info.input_size
+    kwargs = {"in_channels": size[0]}
+    if num_classes:
+        kwargs["num_classes"] = num_classes
+    model = create_model(name, **kwargs).eval()
+    layers = stage_shapes(model, size)
+    return {"model": name, "input_size": list(size), "params": sum(p.numel() for p in model.parameters()),
+            "flops": int(count_flops(model, size)), "layers": layers}
+
+
+def run(args: argparse.Namespace) -> int:
+    size = parse_size(args.input_size) if args.input_size else None
+    doc = summarize(args.model, size, args.num_classes)
+    lines = [f"{doc['model']} at input {'x'.join(map(str, doc['input_size']))}"]
+    lines += [f"  {row['name']:<14} {row['type']:<18} output shape: {tuple(row['output_shape'])}"
+              for row in doc["layers"]]
+    lines.append(f"params: {doc['params']:,}   forward FLOPs per image: {doc['flops'] / 1e9:.3f} G")
+    emit(args, doc, "\n".join(lines))
+    return 0

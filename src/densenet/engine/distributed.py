@@ -1,0 +1,86 @@
+"""torch.distributed set-up for runs launched by ``torchrun`` (DDP), and no-ops otherwise."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from densenet.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process writes logs, checkpoints and weights."""
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def select_device(preference: str, local_rank: int = 0) -> torch.device:
+    """``auto`` picks the GPU when there is one (the textbook's ``try_gpu``), else the CPU."""
+    if preference == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if preference.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+        return torch.device(preference if ":" in preference else f"cuda:{local_rank}")
+    return torch.device("cpu")
+
+
+def init_distributed(device_preference: str) -> DistContext:
+    """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1), else run alone.
+
+    gloo is used on CPU and nccl on CUDA. Each rank uses GPU ``LOCAL_RANK``.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = select_device(device_preference, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
+    return DistContext(rank, world_size, local_rank, device)
+
+
+def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Sum a tensor over all ranks (identity when running alone)."""
+    if ctx.enabled:
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def broadcast_flag(flag: bool, ctx: DistContext) -> bool:
+    """True on every rank if ``flag`` is true on any rank (used to stop all ranks together)."""
+    if not ctx.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.enabled:
+        dist.barrier()
+
+
+def shutdown(ctx: DistContext) -> None:
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,121 @@
+"""What a run writes while it trains: ``metrics.jsonl``, ``curves.png`` and TensorBoard events."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from densenet.export.weights import atomic_write_bytes
+
+METRICS_FILE = "metrics.jsonl"
+CURVES_FILE = "curves.png"
+
+
+class MetricsLog:
+    """One JSON object per finished epoch, appended and fsync'ed as each epoch ends.
+
+    On resume the file is rewritten from the checkpoint's rows, so it always holds exactly
+    one row per epoch that a checkpoint covers, even if the run died between the two writes.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / METRICS_FILE
+
+    def reset(self, rows: list[dict[str, Any]]) -> None:
+        payload = "".join(json.dumps(r) + "\n" for r in rows).encode()
+        atomic_write_bytes(self.path, payload)
+
+    def append(self, row: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Read ``metrics.jsonl`` rows from a run directory."""
+    path = Path(run_dir) / METRICS_FILE
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_curves(rows: list[dict[str, Any]], path: str | Path) -> None:
+    """Draw train loss, train acc and test acc against epochs, as the textbook's live plot does."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    ax.plot(epochs, [r["loss"] for r in rows], "-", label="train loss")
+    ax.plot(epochs, [r["train_acc"] for r in rows], "m--", label="train acc")
+    ax.plot(epochs, [r["test_acc"] for r in rows], "g-.", label="test acc")
+    ax.set_xlabel("epoch")
+    ax.set_xlim(1, max(epochs[-1], 2))
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_confusion(matrix: list[list[int]], classes: list[str], path: str | Path, title: str = "") -> None:
+    """Save a confusion-matrix heat map with class names (rows: true class, columns: predicted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    m = np.asarray(matrix, dtype=float)
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n), dpi=120)
+    ax.imshow(m / np.maximum(m.sum(1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), classes, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(n), classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                color = "white" if m[i, j] > 0.5 * m[i].sum() else "black"
+                ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=6, color=color)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def _save_figure(fig: Any, path: str | Path) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+class TensorBoardLog:
+    """Scalars to TensorBoard event files when the optional ``tensorboard`` package is installed."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.writer = None
+        else:
+            self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+
+    def log(self, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                self.writer.add_scalar(key, value, row["epoch"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,168 @@
+"""Builders that turn a :class:`TrainConfig` into data loaders, a model, an optimizer and a schedule."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from densenet.data import BatchLoader, ImageDataset, load_dataset, locate_dataset
+from densenet.engine.config import TrainConfig
+from densenet.engine.distributed import DistContext
+from densenet.errors import ConfigError
+from densenet.export.weights import ModelCard, Preprocessing
+from densenet.models import create_model
+
+
+@dataclass
+class TrainData:
+    """The loaded datasets and their loaders."""
+
+    train: ImageDataset
+    test: ImageDataset
+    train_loader: BatchLoader
+    test_loader: BatchLoader
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.train.classes)
+
+    @property
+    def channels(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.images.shape[-1])
+
+
+def load_split(config: TrainConfig, split: str, log: Callable[[str], None] | None = None) -> ImageDataset:
+    """Load one split of the configured dataset, resized once, with the configured subset."""
+    d = config.data
+    root = locate_dataset(d.dataset, d.data_dir, download=d.download) if d.dataset != "image-folder" else None
+    if d.dataset == "image-folder":
+        if not d.data_dir:
+            raise ConfigError("--dataset image-folder needs --data-dir pointing at a folder with one subfolder "
+                              "per class")
+        root = d.data_dir
+    if log:
+        log(f"loading {d.dataset} {split} split from {root}")
+    ds = load_dataset(d.dataset, split, root, image_size=d.resize)
+    n = d.train_subset if split == "train" else d.test_subset
+    if n is not None:
+        if n > len(ds):
+            raise ConfigError(f"--{split}-subset {n} is larger than the {split} set ({len(ds)} images)")
+        ds = ds.subset(n, seed=config.run.seed)
+    return ds
+
+
+def build_data(config: TrainConfig, ctx: DistContext, log: Callable[[str], None] | None = None) -> TrainData:
+    """Load both splits and wrap them in loaders; under DDP each rank gets its own shard."""
+    train, test = load_split(config, "train", log), load_split(config, "test", log)
+    run, d = config.run, config.data
+    sampler = None
+    if ctx.enabled:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                     seed=run.seed, drop_last=False)
+    common = dict(device=ctx.device, normalize=d.normalize)
+    train_loader = BatchLoader(train, run.batch_size, shuffle=True, seed=run.seed, sampler=sampler,
+                               augment=augmentation(config), **common)
+    # The test set is split into contiguous shards with no padding, so each image counts once.
+    test_loader = BatchLoader(_shard(test, ctx), max(run.batch_size, 256), shuffle=False, **common)
+    return TrainData(train, test, train_loader, test_loader)
+
+
+def augmentation(config: TrainConfig) -> Any:
+    """The training-time augmentation the config asks for (``None`` when off)."""
+    from densenet.data.loader import Augment
+
+    d = config.data
+    aug = Augment(crop_padding=d.random_crop_padding, hflip=d.hflip, erasing=d.random_erasing)
+    return aug if aug.enabled else None
+
+
+def _shard(ds: ImageDataset, ctx: DistContext) -> ImageDataset:
+    if not ctx.enabled:
+        return ds
+    n = len(ds)
+    lo, hi = n * ctx.rank // ctx.world_size, n * (ctx.rank + 1) // ctx.world_size
+    return dataclasses.replace(ds, images=ds.images[lo:hi], labels=ds.labels[lo:hi])
+
+
+def build_model(config: TrainConfig, data: TrainData, fresh: bool) -> nn.Module:
+    """Create the configured model for the data's channels and classes.
+
+    Only a fresh model gets the recipe's initialization (the textbook re-initializes inside
+    ``train_ch6`` every time; here a resumed model keeps its weights).
+    """
+    kwargs = {**config.model.kwargs, "in_channels": data.channels, "num_classes": data.num_classes}
+    if config.model.memory_efficient:
+        kwargs["memory_efficient"] = True
+    try:
+        model = create_model(config.model.name, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot build {config.model.name} with {kwargs}: {exc}") from None
+    if fresh and config.model.init == "xavier":
+        xavier_init(model)
+    check_input_size(model, data.channels, data.image_size)
+    return model
+
+
+def xavier_init(model: nn.Module) -> None:
+    """The textbook's ``train_ch6`` init: Xavier-uniform weights of every Linear and Conv2d."""
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(m.weight)
+
+
+def check_input_size(model: nn.Module, channels: int, size: int) -> None:
+    """Fail early, with the smallest size that works, if images are too small for the model."""
+    from densenet.models.shapes import smallest_input_size
+
+    smallest = smallest_input_size(model, channels)
+    if size < smallest:
+        raise ConfigError(f"{size}x{size} images are too small for this model: the feature maps shrink to zero. "
+                          f"Use --resize {smallest} or larger")
+
+
+def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    o = config.optim
+    return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
+                           weight_decay=o.weight_decay)
+
+
+def lr_factor(config: TrainConfig, epoch: int) -> float:
+    """The learning-rate multiplier for the epoch that starts after ``epoch`` finished ones."""
+    o, total = config.optim, config.run.epochs
+    if epoch < o.warmup_epochs:
+        return (epoch + 1) / (o.warmup_epochs + 1)
+    if o.schedule == "step":
+        marks = [m * total if m < 1 else m for m in o.milestones]
+        return o.gamma ** sum(epoch >= m for m in marks)
+    if o.schedule == "cosine":
+        span = max(total - o.warmup_epochs, 1)
+        return 0.5 * (1 + math.cos(math.pi * (epoch - o.warmup_epochs) / span))
+    return 1.0
+
+
+def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-epoch schedule; stepped once after each epoch."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(config, e))
+
+
+def model_card(config: TrainConfig, data: TrainData) -> ModelCard:
+    """What ``model.json`` needs to rebuild the model and preprocess new images like the training data."""
+    ds = data.train
+    normalize = config.data.normalize
+    pre = Preprocessing(channels=data.channels, image_size=data.image_size,
+                        mean=list(ds.mean) if normalize else [0.0] * data.channels,
+                        std=list(ds.std) if normalize else [1.0] * data.channels)
+    kwargs = {**config.model.kwargs, "in_channels": data.channels, "num_classes": data.num_classes}
+    return ModelCard(model=config.model.name, model_kwargs=kwargs, classes=list(ds.classes), preprocessing=pre,
+                     dataset=config.data.dataset)

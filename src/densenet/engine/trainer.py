@@ -1,0 +1,271 @@
+"""The training loop: the textbook's ``train_ch6`` semantics, made fast, resumable and distributable.
+
+``train(config, run_dir)`` is the Python API behind ``densenet train``. Per epoch it trains on
+shuffled batches, measures test accuracy in eval mode, then writes an atomic checkpoint,
+a ``metrics.jsonl`` row and the curves PNG. Loss and train accuracy are running averages
+over the epoch's minibatches in train mode, as the textbook reports them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from densenet.engine import checkpoint as ckpt
+from densenet.engine.config import TrainConfig
+from densenet.engine.distributed import DistContext, all_reduce_sum, barrier, broadcast_flag, init_distributed
+from densenet.engine.evaluate import evaluate
+from densenet.engine.interrupts import GracefulInterrupts
+from densenet.engine.logging import CURVES_FILE, MetricsLog, TensorBoardLog, plot_curves
+from densenet.engine.performance import PerfOptions, autocast_context, make_grad_scaler, prepare_model, resolve
+from densenet.engine.setup import TrainData, build_data, build_model, build_optimizer, build_scheduler, model_card
+from densenet.errors import DenseNetError, RunDirError
+from densenet.export.weights import atomic_write_bytes, save_model
+
+Log = Callable[[str], None]
+
+
+class DivergenceError(DenseNetError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    train_acc: float
+    examples: int
+    train_seconds: float
+
+
+def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
+          log: Log | None = None) -> dict[str, Any]:
+    """Train according to ``config``, writing the run directory; return the summary.
+
+    Args:
+        config: The resolved configuration. With ``resume``, ``run.epochs`` may extend the run.
+        run_dir: Output folder (see INTERFACE.md, "A run directory").
+        resume: Continue from ``run_dir/checkpoints/last.pt``.
+        progress: Show a progress bar per epoch (stderr).
+        log: Where human-readable lines go (default: nowhere).
+    """
+    ctx = init_distributed(config.run.device)
+    try:
+        return _Run(config, Path(run_dir), ctx, progress, log or (lambda _m: None)).fit(resume)
+    finally:
+        from densenet.engine.distributed import shutdown
+
+        shutdown(ctx)
+
+
+class _Run:
+    def __init__(self, config: TrainConfig, run_dir: Path, ctx: DistContext, progress: bool, log: Log) -> None:
+        self.config, self.run_dir, self.ctx = config, run_dir, ctx
+        self.progress = progress and ctx.is_main
+        self.log = log if ctx.is_main else (lambda _m: None)
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def _setup(self, resume: bool) -> dict[str, Any] | None:
+        cfg, ctx = self.config, self.ctx
+        state = ckpt.load_checkpoint(self.run_dir) if resume else None
+        torch.manual_seed(cfg.run.seed)
+        self.data: TrainData = build_data(cfg, ctx, self.log)
+        self.model = build_model(cfg, self.data, fresh=state is None).to(ctx.device)
+        self.perf = resolve(PerfOptions(precision=cfg.run.precision, channels_last=cfg.run.channels_last,
+                                        compile=cfg.run.compile), ctx.device)
+        self.optimizer = build_optimizer(cfg, self.model)
+        self.scheduler = build_scheduler(cfg, self.optimizer)
+        self.scaler = make_grad_scaler(self.perf)
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            if self.scaler is not None and state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
+            ckpt.set_rng_state(state["rng"])
+        net: nn.Module = self.model
+        if ctx.enabled:
+            if cfg.run.sync_batchnorm:
+                net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+            net = prepare_model(net, self.perf)
+            ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+            net = nn.parallel.DistributedDataParallel(net, device_ids=ids)
+        else:
+            net = prepare_model(net, self.perf)
+        self.net = net
+        return state
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def fit(self, resume: bool) -> dict[str, Any]:
+        cfg = self.config
+        state = self._setup(resume)
+        rows: list[dict[str, Any]] = list(state["metrics"]) if state else []
+        start = state["epoch"] if state else 0
+        best = state.get("best_test_acc", -1.0) if state else -1.0
+        elapsed0 = rows[-1]["elapsed_s"] if rows else 0.0
+        metrics = MetricsLog(self.run_dir)
+        tb = TensorBoardLog(self.run_dir) if self.ctx.is_main else None
+        if self.ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _write_json(self.run_dir / "config.json", cfg.to_dict())
+            metrics.reset(rows)  # exactly one row per epoch the checkpoint covers
+        if start >= cfg.run.epochs:
+            raise RunDirError(f"{self.run_dir} already finished {start} epochs; pass --epochs N with N > {start} "
+                              "to extend it")
+        self.log(self._banner(start))
+        t0 = time.perf_counter()
+        train_seconds = sum(r["train_seconds"] for r in rows)
+        examples = sum(r["examples"] for r in rows)
+        with GracefulInterrupts() as interrupts:
+            for epoch in range(start + 1, cfg.run.epochs + 1):
+                stats = self._train_epoch(epoch, interrupts)
+                if stats is None:  # interrupted mid-epoch: the last complete epoch's checkpoint stays
+                    self.log(f"interrupted: stopped in epoch {epoch}; the checkpoint of epoch {epoch - 1} is kept. "
+                             f"Continue with: densenet train --resume {self.run_dir}")
+                    break
+                self.scheduler.step()
+                test = evaluate(self.net, self.data.test_loader, self.data.num_classes,
+                                autocast=autocast_context(self.perf), ctx=self.ctx)
+                train_seconds += stats.train_seconds
+                examples += stats.examples
+                row = {"epoch": epoch, "loss": stats.loss, "train_acc": stats.train_acc,
+                       "test_acc": test["accuracy"], "test_loss": test["loss"],
+                       "examples_per_sec": stats.examples / stats.train_seconds,
+                       "elapsed_s": elapsed0 + time.perf_counter() - t0, "train_seconds": stats.train_seconds,
+                       "examples": stats.examples, "lr": self.optimizer.param_groups[0]["lr"]}
+                rows.append(row)
+                is_best = row["test_acc"] > best
+                best = max(best, row["test_acc"])
+                if self.ctx.is_main:
+                    self._save_epoch(epoch, rows, best, is_best, metrics, tb)
+                self.log(f"epoch {epoch}/{cfg.run.epochs}: loss {row['loss']:.3f}, train acc {row['train_acc']:.3f}, "
+                         f"test acc {row['test_acc']:.3f}, {row['examples_per_sec']:.1f} examples/sec")
+                if interrupts.requested:
+                    self.log(f"interrupted: saved epoch {epoch}. Continue with: densenet train --resume {self.run_dir}")
+                    break
+        barrier(self.ctx)
+        if tb:
+            tb.close()
+        return self._finish(rows, examples, train_seconds, best)
+
+    def _train_epoch(self, epoch: int, interrupts: GracefulInterrupts) -> EpochStats | None:
+        loader = self.data.train_loader
+        loader.set_epoch(epoch)
+        self.net.train()
+        device = self.ctx.device
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.float64, device=device)
+        count, seconds = 0, 0.0
+        bar = _progress_bar(len(loader), f"epoch {epoch}/{self.config.run.epochs}", self.progress)
+        for x, y in loader:
+            t = time.perf_counter()
+            loss, logits = self._step(x, y)
+            loss_sum += loss.detach().double() * y.numel()
+            correct += (logits.detach().argmax(1) == y).sum()
+            count += y.numel()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds += time.perf_counter() - t
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{(correct / count).item():.3f}",
+                                img_s=f"{count / seconds:.0f}", refresh=False)
+            if broadcast_flag(interrupts.requested and interrupts.immediate, self.ctx):
+                if bar is not None:
+                    bar.close()
+                return None
+        if bar is not None:
+            bar.close()
+        sums = all_reduce_sum(torch.stack([loss_sum, correct, torch.tensor(float(count), dtype=torch.float64,
+                                                                            device=device)]), self.ctx)
+        total = sums[2].item()
+        mean_loss = sums[0].item() / total
+        if not math.isfinite(mean_loss):
+            raise DivergenceError(f"the training loss became {mean_loss} in epoch {epoch}; the last good checkpoint "
+                                  f"(epoch {epoch - 1}) is kept. Lower --lr (now {self.config.optim.lr}) or use "
+                                  "--precision fp32, then start again")
+        return EpochStats(mean_loss, sums[1].item() / total, int(total), seconds * self.ctx.world_size)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with autocast_context(self.perf):
+            logits = self.net(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.optim.label_smoothing)
+        if not torch.isfinite(loss):
+            raise DivergenceError("the training loss became NaN or infinite; the last good checkpoint is kept. "
+                                  f"Lower --lr (now {self.config.optim.lr}) or use --precision fp32")
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        return loss, logits
+
+    # -- output ------------------------------------------------------------------------------------
+    def _save_epoch(self, epoch: int, rows: list[dict[str, Any]], best: float, is_best: bool,
+                    metrics: MetricsLog, tb: TensorBoardLog | None) -> None:
+        state = {
+            "epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": ckpt.rng_state(), "config": self.config.to_dict(), "best_test_acc": best, "metrics": rows,
+        }
+        ckpt.save_checkpoint(self.run_dir, state, is_best)  # checkpoint first: it is what resume trusts
+        metrics.append(rows[-1])
+        plot_curves(rows, self.run_dir / CURVES_FILE)
+        if tb is not None:
+            tb.log(rows[-1])
+
+    def _finish(self, rows: list[dict[str, Any]], examples: int, train_seconds: float, best: float) -> dict[str, Any]:
+        last = rows[-1] if rows else {}
+        summary = {
+            **{k: last.get(k) for k in ("epoch", "loss", "train_acc", "test_acc", "test_loss", "elapsed_s")},
+            "epochs": len(rows),
+            "examples_per_sec": examples / train_seconds if train_seconds else None,
+            "best_test_acc": best if rows else None,
+            "device": str(self.ctx.device),
+            "world_size": self.ctx.world_size,
+            "precision": self.perf.precision,
+            "compiled": self.perf.compile,
+            "params": sum(p.numel() for p in self.model.parameters()),
+            "model": self.config.model.name,
+            "dataset": self.config.data.dataset,
+            "run_dir": str(self.run_dir),
+        }
+        if self.ctx.is_main and rows:
+            save_model(self.run_dir, self.model, model_card(self.config, self.data))
+            _write_json(self.run_dir / "summary.json", summary)
+            self.log(f"loss {summary['loss']:.3f}, train acc {summary['train_acc']:.3f}, "
+                     f"test acc {summary['test_acc']:.3f}")
+            self.log(f"{summary['examples_per_sec']:.1f} examples/sec on {summary['device']}")
+            self.log(f"total time {summary['elapsed_s']:.1f} s")
+        return summary
+
+    def _banner(self, start: int) -> str:
+        cfg, p = self.config, self.perf
+        what = "resuming after epoch %d" % start if start else "training"
+        return (f"{what}: {cfg.model.name} on {cfg.data.dataset} ({len(self.data.train)} train / "
+                f"{len(self.data.test)} test images at {self.data.image_size}px), {cfg.run.epochs} epochs, "
+                f"batch {cfg.run.batch_size}, lr {cfg.optim.lr}, {self.ctx.device}, precision {p.precision}, "
+                f"channels_last {p.channels_last}, compile {p.compile}, world size {self.ctx.world_size}")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True, mininterval=1.0)
