@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data.distributed import DistributedSampler
 
 from densenet.data import BatchLoader, ImageDataset, load_dataset, locate_dataset
 from densenet.engine.config import TrainConfig
@@ -64,12 +66,10 @@ def build_data(config: TrainConfig, ctx: DistContext, log: Callable[[str], None]
     """Load both splits and wrap them in loaders; under DDP each rank gets its own shard."""
     train, test = load_split(config, "train", log), load_split(config, "test", log)
     run, d = config.run, config.data
-    sampler = None
-    if ctx.enabled:
-        from torch.utils.data.distributed import DistributedSampler
-
-        sampler = DistributedSampler(train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
-                                     seed=run.seed, drop_last=False)
+    # The same sampler alone or under torchrun: epoch e's order is randperm(seed + e) and rank r takes
+    # every world_size-th index, so two ranks with batch b see exactly the batches of one process with 2b.
+    sampler = DistributedSampler(train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                 seed=run.seed, drop_last=False)
     common = dict(device=ctx.device, normalize=d.normalize)
     train_loader = BatchLoader(train, run.batch_size, shuffle=True, seed=run.seed, sampler=sampler,
                                augment=augmentation(config), **common)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,14 @@ from torch import nn
 
 from densenet.engine import checkpoint as ckpt
 from densenet.engine.config import TrainConfig
-from densenet.engine.distributed import DistContext, all_reduce_sum, barrier, broadcast_flag, init_distributed
+from densenet.engine.distributed import (
+    DistContext,
+    all_reduce_sum,
+    barrier,
+    broadcast_flag,
+    init_distributed,
+    shutdown,
+)
 from densenet.engine.evaluate import evaluate
 from densenet.engine.interrupts import GracefulInterrupts
 from densenet.engine.logging import CURVES_FILE, MetricsLog, TensorBoardLog, plot_curves
@@ -58,16 +66,27 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, pro
     """
     ctx = init_distributed(config.run.device)
     try:
-        return _Run(config, Path(run_dir), ctx, progress, log or (lambda _m: None)).fit(resume)
+        return Trainer(config, run_dir, ctx=ctx, progress=progress, log=log).fit(resume)
     finally:
-        from densenet.engine.distributed import shutdown
-
         shutdown(ctx)
 
 
-class _Run:
-    def __init__(self, config: TrainConfig, run_dir: Path, ctx: DistContext, progress: bool, log: Log) -> None:
-        self.config, self.run_dir, self.ctx = config, run_dir, ctx
+class Trainer:
+    """One training run. After :meth:`fit`, ``model`` holds the trained (unwrapped) network.
+
+    Args:
+        config: The configuration.
+        run_dir: The run directory to write.
+        ctx: The distributed context (default: from the environment, see :func:`init_distributed`).
+        progress: Show progress bars.
+        log: Where human-readable lines go.
+    """
+
+    def __init__(self, config: TrainConfig, run_dir: str | Path, *, ctx: DistContext | None = None,
+                 progress: bool = True, log: Log | None = None) -> None:
+        ctx = ctx or init_distributed(config.run.device)
+        log = log or (lambda _m: None)
+        self.config, self.run_dir, self.ctx = config, Path(run_dir), ctx
         self.progress = progress and ctx.is_main
         self.log = log if ctx.is_main else (lambda _m: None)
 
@@ -103,7 +122,8 @@ class _Run:
         return state
 
     # -- the loop ----------------------------------------------------------------------------------
-    def fit(self, resume: bool) -> dict[str, Any]:
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Train (or continue from the run directory's last checkpoint) and return the summary."""
         cfg = self.config
         state = self._setup(resume)
         rows: list[dict[str, Any]] = list(state["metrics"]) if state else []
@@ -252,7 +272,7 @@ class _Run:
 
     def _banner(self, start: int) -> str:
         cfg, p = self.config, self.perf
-        what = "resuming after epoch %d" % start if start else "training"
+        what = f"resuming after epoch {start}" if start else "training"
         return (f"{what}: {cfg.model.name} on {cfg.data.dataset} ({len(self.data.train)} train / "
                 f"{len(self.data.test)} test images at {self.data.image_size}px), {cfg.run.epochs} epochs, "
                 f"batch {cfg.run.batch_size}, lr {cfg.optim.lr}, {self.ctx.device}, precision {p.precision}, "

@@ -1,0 +1,57 @@
+import json
+
+import pytest
+
+from densenet.engine.config import TrainConfig, list_presets, load_preset
+from densenet.errors import ConfigError
+
+
+def test_every_shipped_preset_loads_and_validates():
+    names = list_presets()
+    assert "d2l-fashion-mnist" in names
+    for name in names:
+        config = load_preset(name)
+        assert config.preset == name
+        assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_seed_preset_is_the_textbook_recipe():
+    c = load_preset("d2l-fashion-mnist")
+    assert (c.model.name, c.model.init) == ("d2l_densenet", "xavier")
+    assert (c.data.dataset, c.data.resize, c.data.normalize) == ("fashion-mnist", 96, False)
+    assert (c.run.batch_size, c.run.epochs) == (256, 10)
+    assert (c.optim.lr, c.optim.momentum, c.optim.weight_decay, c.optim.schedule) == (0.1, 0.0, 0.0, "constant")
+    assert (c.data.random_crop_padding, c.data.hflip, c.data.random_erasing) == (0, False, 0.0)
+
+
+@pytest.mark.parametrize("override", [
+    {"run.batch_size": 0}, {"run.batch_size": -3}, {"run.epochs": 0}, {"optim.lr": 0.0}, {"optim.lr": -0.1},
+    {"optim.lr": float("nan")}, {"optim.schedule": "linear"}, {"run.precision": "int8"}, {"data.train_subset": 0},
+    {"optim.nesterov": True},
+])
+def test_invalid_values_are_config_errors(override):
+    with pytest.raises(ConfigError):
+        load_preset("d2l-fashion-mnist").replace(override)
+
+
+def test_unknown_fields_and_presets_are_reported(tmp_path):
+    with pytest.raises(ConfigError, match="unknown configuration field"):
+        load_preset("d2l-fashion-mnist").replace({"run.epoch": 3})
+    with pytest.raises(ConfigError, match="unknown preset 'nope'.*d2l-fashion-mnist"):
+        load_preset("nope")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"run": {"epochz": 1}}))
+    with pytest.raises(ConfigError, match="epochz"):
+        load_preset(str(bad))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_preset(str(broken))
+
+
+def test_preset_file_round_trip(tmp_path):
+    c = load_preset("d2l-fashion-mnist").replace({"run.epochs": 2, "optim.schedule": "cosine"})
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(c.to_dict()))
+    loaded = load_preset(str(path))
+    assert loaded.run.epochs == 2 and loaded.optim.schedule == "cosine" and loaded.preset == "mine"
