@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,18 +25,3 @@ def mnist_dir() -> Path:
     if not (path / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"MNIST not found at {path}")
     return path
-
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600,
-            stdin: str | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m densenet ARGS`` in a real subprocess and capture its output."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "densenet", *args], capture_output=True, text=True,
-                          cwd=cwd, env=full_env, timeout=timeout, input=stdin)
-
-
-def cli_json(*args: str, **kwargs) -> object:
-    """Run the CLI with ``--json``, assert success, and return the parsed document."""
-    result = run_cli(*args, "--json", **kwargs)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)

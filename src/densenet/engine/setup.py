@@ -83,8 +83,9 @@ def augmentation(config: TrainConfig) -> Any:
     from densenet.data.loader import Augment
 
     d = config.data
-    aug = Augment(crop_padding=d.random_crop_padding, hflip=d.hflip, erasing=d.random_erasing)
-    return aug if aug.enabled else None
+    if not (d.random_crop_padding or d.hflip or d.random_erasing):
+        return None
+    return Augment(crop_padding=d.random_crop_padding, hflip=0.5 if d.hflip else 0.0, erasing=d.random_erasing)
 
 
 def _shard(ds: ImageDataset, ctx: DistContext) -> ImageDataset:

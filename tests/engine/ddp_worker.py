@@ -1,0 +1,34 @@
+"""Run by the DDP tests, alone or under torchrun: trains through the Trainer API, then every rank
+saves the weights it holds to ``<out>/rank<r>.safetensors`` so the test can compare ranks."""
+
+import argparse
+import json
+import os
+
+from safetensors.torch import save_file
+
+from densenet.engine.config import load_preset
+from densenet.engine.distributed import init_distributed, shutdown
+from densenet.engine.trainer import Trainer
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--out", required=True)
+parser.add_argument("--data-dir", required=True)
+parser.add_argument("--batch-size", type=int, required=True)
+parser.add_argument("--sync-bn", action="store_true")
+parser.add_argument("--epochs", type=int, default=1)
+args = parser.parse_args()
+
+config = load_preset("d2l-fashion-mnist").replace({
+    "data.data_dir": args.data_dir, "data.resize": 32, "data.train_subset": 512, "data.test_subset": 200,
+    "run.batch_size": args.batch_size, "run.epochs": args.epochs, "run.precision": "fp32", "run.compile": False,
+    "run.device": "cpu", "run.sync_batchnorm": args.sync_bn, "optim.lr": 0.05,
+})
+ctx = init_distributed("cpu")
+trainer = Trainer(config, os.path.join(args.out, "run"), ctx=ctx, progress=False)
+summary = trainer.fit()
+state = {k: v.contiguous() for k, v in trainer.model.state_dict().items()}
+save_file(state, os.path.join(args.out, f"rank{ctx.rank}.safetensors"))
+with open(os.path.join(args.out, f"summary{ctx.rank}.json"), "w") as fh:
+    json.dump(summary, fh)
+shutdown(ctx)
