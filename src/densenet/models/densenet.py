@@ -16,9 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from densenet.models.common import is_positive_int, is_real, new_classifier
 from densenet.models.layers import DenseBlock, Transition
 
 STEMS = ("imagenet", "cifar")
+INITS = ("torchvision", "pytorch")
 
 
 class DenseNet(nn.Module):
@@ -36,7 +38,8 @@ class DenseNet(nn.Module):
         in_channels: Input image channels.
         stem: ``"imagenet"`` (7x7/2 conv, BN, ReLU, 3x3/2 max-pool) or ``"cifar"`` (one 3x3 conv).
         conv_bias: Whether convolutions have biases (the textbook's network does).
-        memory_efficient: Recompute the cheap concat-BN-ReLU(-1x1) part in backward.
+        memory_efficient: In training, keep only each dense layer's inputs and recompute the layer in backward
+            (activation memory linear instead of quadratic in depth; same outputs, gradients and BN statistics).
         init: ``"torchvision"`` (Kaiming-normal convs, zero biases) or ``"pytorch"`` (module defaults).
     """
 
@@ -88,9 +91,13 @@ class DenseNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier with a fresh one for ``num_classes`` outputs."""
+        """Replace the classifier with a fresh one for ``num_classes`` outputs (same device and dtype).
+
+        Raises:
+            ValueError: if ``num_classes`` is not a positive integer.
+        """
+        self.classifier = new_classifier(self.classifier, self.num_features, num_classes)
         self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes)
 
     def stages(self) -> list[tuple[str, nn.Module]]:
         """Top-level stages in forward order, as the textbook's shape-printing loop shows them."""
@@ -106,30 +113,49 @@ class DenseNet(nn.Module):
 
 def _validate(growth_rate, block_config, num_init_features, bn_size, compression, drop_rate,
               num_classes, in_channels, stem, init) -> tuple[int, ...]:
-    """Check every constructor argument; return the growth rate per block."""
+    """Check every constructor argument; return the growth rate per block.
+
+    Raises:
+        ValueError: naming the argument, the value given and what is expected.
+    """
+    if isinstance(block_config, int) or not isinstance(block_config, Sequence):
+        raise ValueError(f"block_config must be a sequence of layer counts such as (6, 12, 24, 16), "
+                         f"got {block_config!r}")
     block_config = tuple(block_config)
     if not block_config:
-        raise ValueError("block_config must list at least one dense block")
-    if any(not isinstance(n, int) or n < 1 for n in block_config):
-        raise ValueError(f"every block needs a positive integer number of layers, got {block_config}")
-    growth = (growth_rate,) * len(block_config) if isinstance(growth_rate, int) else tuple(growth_rate)
-    if len(growth) != len(block_config):
-        raise ValueError(f"growth schedule {growth} has {len(growth)} entries for {len(block_config)} blocks")
-    if any(not isinstance(k, int) or k < 1 for k in growth):
-        raise ValueError(f"growth_rate must be a positive integer, got {growth_rate}")
+        raise ValueError("block_config must list at least one dense block, e.g. (6, 12, 24, 16)")
+    if not all(is_positive_int(n) for n in block_config):
+        raise ValueError(f"every dense block needs a positive integer number of layers, "
+                         f"got block_config={block_config}")
+    if isinstance(growth_rate, int):
+        growth = (growth_rate,) * len(block_config)
+    elif isinstance(growth_rate, Sequence):
+        growth = tuple(growth_rate)
+        if len(growth) != len(block_config):
+            raise ValueError(f"growth schedule {growth} has {len(growth)} entries but block_config {block_config} "
+                             f"has {len(block_config)} blocks; give one growth rate per block, or a single int")
+    else:
+        raise ValueError(f"growth_rate must be an int or one int per block, got {growth_rate!r}")
+    if not all(is_positive_int(k) for k in growth):
+        raise ValueError(f"growth_rate must be a positive integer (channels each layer adds), got {growth_rate!r}")
     checks = [
-        (isinstance(num_init_features, int) and num_init_features >= 1, f"num_init_features={num_init_features}"),
-        (bn_size is None or (isinstance(bn_size, int) and bn_size >= 1), f"bn_size={bn_size} (use None for none)"),
-        (0.0 < compression <= 1.0, f"compression theta={compression} must lie in (0, 1]"),
-        (0.0 <= drop_rate < 1.0, f"drop_rate={drop_rate} must lie in [0, 1)"),
-        (isinstance(num_classes, int) and num_classes >= 1, f"num_classes={num_classes}"),
-        (isinstance(in_channels, int) and in_channels >= 1, f"in_channels={in_channels}"),
-        (stem in STEMS, f"stem={stem!r}, expected one of {STEMS}"),
-        (init in ("torchvision", "pytorch"), f"init={init!r}, expected 'torchvision' or 'pytorch'"),
+        (is_positive_int(num_init_features),
+         f"num_init_features (stem channels) must be a positive integer, got {num_init_features!r}"),
+        (bn_size is None or is_positive_int(bn_size),
+         f"bn_size must be a positive integer (bottleneck width = bn_size * k) or None for no bottleneck, "
+         f"got {bn_size!r}"),
+        (is_real(compression) and 0.0 < compression <= 1.0,
+         f"compression (theta) must lie in (0, 1]: 1 keeps all channels, 0.5 halves them; got {compression!r}"),
+        (is_real(drop_rate) and 0.0 <= drop_rate < 1.0, f"drop_rate must lie in [0, 1), got {drop_rate!r}"),
+        (is_positive_int(num_classes), f"num_classes must be a positive integer, got {num_classes!r}"),
+        (is_positive_int(in_channels), f"in_channels must be a positive integer (1 for grayscale, 3 for RGB), "
+                               f"got {in_channels!r}"),
+        (stem in STEMS, f"stem must be one of {STEMS}, got {stem!r}"),
+        (init in INITS, f"init must be one of {INITS}, got {init!r}"),
     ]
-    for ok, what in checks:
+    for ok, message in checks:
         if not ok:
-            raise ValueError(f"invalid DenseNet argument: {what}")
+            raise ValueError(message)
     return growth
 
 

@@ -27,7 +27,7 @@ class DenseLayer(nn.Module):
         bn_size: Bottleneck width factor; ``None`` for no 1x1 bottleneck.
         drop_rate: Dropout probability after the last convolution.
         bias: Whether convolutions have a bias (the textbook's do, torchvision's don't).
-        memory_efficient: Recompute the concat-BN-ReLU(-Conv1x1) part in backward instead of storing it.
+        memory_efficient: In training, store only the layer's inputs and recompute the layer in backward.
     """
 
     def __init__(
@@ -56,51 +56,57 @@ class DenseLayer(nn.Module):
         else:
             self.conv1 = nn.Conv2d(in_channels, growth_rate, kernel_size=3, padding=1, bias=bias)
 
-    def _head(self, *features: torch.Tensor) -> torch.Tensor:
-        """Concat-BN-ReLU, plus the 1x1 conv when there is a bottleneck (the part worth recomputing)."""
+    def _body(self, *features: torch.Tensor) -> torch.Tensor:
+        """Concat-BN-ReLU-Conv (-BN-ReLU-Conv): everything but dropout, the part memory_efficient recomputes."""
         x = torch.cat(features, 1) if len(features) > 1 else features[0]  # (B, C0 + i*k, H, W)
-        x = self.conv1(self.relu1(self.norm1(x)))
+        x = self.conv1(self.relu1(self.norm1(x)))  # (B, bn_size*k, H, W), or (B, k, H, W) without bottleneck
+        if self.bottleneck:
+            x = self.conv2(self.relu2(self.norm2(x)))  # (B, k, H, W)
         return x
 
     def forward(self, features: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         if isinstance(features, torch.Tensor):
             features = [features]
-        if self.memory_efficient and self.training and any(f.requires_grad for f in features):
-            out = _checkpoint_without_double_bn_update(self, features)
+        recompute = self.memory_efficient and self.training and torch.is_grad_enabled()
+        if recompute and any(f.requires_grad for f in features):
+            out = _recompute_in_backward(self, features)
         else:
-            out = self._head(*features)
-        if self.bottleneck:
-            out = self.conv2(self.relu2(self.norm2(out)))
+            out = self._body(*features)
         if self.drop_rate > 0:
             out = F.dropout(out, p=self.drop_rate, training=self.training)
         return out  # (B, k, H, W)
 
 
-def _checkpoint_without_double_bn_update(layer: DenseLayer, features: list[torch.Tensor]) -> torch.Tensor:
-    """Run ``layer._head`` under activation checkpointing.
+def _recompute_in_backward(layer: DenseLayer, features: list[torch.Tensor]) -> torch.Tensor:
+    """Run ``layer._body`` under activation checkpointing: autograd keeps only the layer's inputs.
 
-    Naive checkpointing runs the forward twice in training, so BatchNorm's running statistics
-    would be updated twice per step. The recomputation in backward therefore runs norm1 with
-    its statistics frozen (momentum 0): the batch statistics used for the output are the same,
-    only the running-average update is skipped.
+    The inputs are the block's earlier feature maps, which the block keeps anyway, so a layer
+    costs no activation memory beyond its own k output channels: memory grows linearly with
+    depth instead of quadratically. Backward recomputes the concatenation, BatchNorms, ReLUs
+    and convolutions.
+
+    Naive checkpointing would update BatchNorm's running statistics twice per step. The
+    recomputation therefore normalizes with batch statistics without tracking them
+    (``track_running_stats=False`` for its duration): the same output, no second update.
     """
     calls = 0
 
-    def head(*feats: torch.Tensor) -> torch.Tensor:
+    def body(*feats: torch.Tensor) -> torch.Tensor:
         nonlocal calls
         calls += 1
         if calls == 1:
-            return layer._head(*feats)
-        norm = layer.norm1
-        saved_momentum, saved_count = norm.momentum, norm.num_batches_tracked.clone()
-        norm.momentum = 0.0
+            return layer._body(*feats)
+        norms = [m for m in (layer.norm1, getattr(layer, "norm2", None)) if m is not None and m.track_running_stats]
+        for norm in norms:
+            norm.track_running_stats = False
         try:
-            return layer._head(*feats)
+            return layer._body(*feats)
         finally:
-            norm.momentum = saved_momentum
-            norm.num_batches_tracked.copy_(saved_count)
+            for norm in norms:
+                norm.track_running_stats = True
 
-    return checkpoint(head, *features, use_reentrant=False)
+    # The body draws no random numbers (dropout runs outside it), so there is no RNG state to replay.
+    return checkpoint(body, *features, use_reentrant=False, preserve_rng_state=False)
 
 
 class DenseBlock(nn.ModuleDict):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ class ModelInfo:
         params: Expected number of parameters at the defaults (None if not pinned).
         source: Where the architecture comes from (paper, torchvision, textbook).
         family: A short family tag ("densenet", "resnet", ...).
+        defaults: The architecture arguments the builder passes to the model class.
     """
 
     name: str
@@ -55,8 +57,18 @@ def register_model(
     params: int | None,
     source: str,
     family: str,
+    defaults: Mapping[str, Any] | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator that registers a builder under ``name``.
+
+    Args:
+        name: The model name.
+        input_size: Default input (C, H, W).
+        num_classes: Default number of classes.
+        params: Expected parameter count at the defaults, or ``None``.
+        source: Where the architecture comes from.
+        family: Family tag.
+        defaults: Architecture arguments the builder uses, recorded as data.
 
     Raises:
         ValueError: if ``name`` is already registered.
@@ -65,10 +77,42 @@ def register_model(
     def decorate(builder: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(f"model name {name!r} is registered twice")
-        _REGISTRY[name] = ModelInfo(name, builder, input_size, num_classes, params, source, family)
+        _REGISTRY[name] = ModelInfo(name, builder, tuple(input_size), num_classes, params, source, family,
+                                    dict(defaults or {}))
         return builder
 
     return decorate
+
+
+def register_config(
+    name: str,
+    model_cls: Callable[..., nn.Module],
+    config: Mapping[str, Any],
+    **metadata: Any,
+) -> Builder:
+    """Register ``model_cls(**config)`` under ``name``: a builder that is only numbers.
+
+    Keyword arguments given to :func:`create_model` override ``config``. The builder carries
+    ``model_cls``'s signature, so unknown arguments are reported by name.
+
+    Args:
+        name: The model name.
+        model_cls: The model class (e.g. ``DenseNet``).
+        config: Constructor arguments that define this variant.
+        **metadata: ``input_size``, ``num_classes``, ``params``, ``source``, ``family`` as in :func:`register_model`.
+
+    Returns:
+        The registered builder.
+    """
+    frozen = dict(config)
+
+    def build(**kwargs: Any) -> nn.Module:
+        return model_cls(**{**frozen, **kwargs})
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"{getattr(model_cls, '__name__', model_cls)} with {frozen}."
+    build.__signature__ = inspect.signature(model_cls)  # type: ignore[attr-defined]
+    return register_model(name, defaults=frozen, **metadata)(build)
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -101,11 +145,26 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 
     Returns:
         A freshly initialized ``nn.Module``.
+
+    Raises:
+        ConfigError: for an unknown name or an argument the model does not take.
+        ValueError: for an argument value the model rejects.
     """
     info = model_info(name)
+    _check_arguments(info, kwargs)
     kwargs.setdefault("num_classes", info.num_classes)
     kwargs.setdefault("in_channels", info.input_size[0])
     return info.builder(**kwargs)
+
+
+def _check_arguments(info: ModelInfo, kwargs: Mapping[str, Any]) -> None:
+    params = inspect.signature(info.builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        raise ConfigError(f"model {info.name!r} does not take argument(s) {', '.join(unknown)}; "
+                          f"it takes: {', '.join(params)}")
 
 
 def _ensure_loaded() -> None:
