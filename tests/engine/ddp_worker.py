@@ -15,14 +15,13 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--out", required=True)
 parser.add_argument("--data-dir", required=True)
 parser.add_argument("--batch-size", type=int, required=True)
-parser.add_argument("--sync-bn", action="store_true")
 parser.add_argument("--epochs", type=int, default=1)
 args = parser.parse_args()
 
 config = load_preset("d2l-fashion-mnist").replace({
     "data.data_dir": args.data_dir, "data.resize": 32, "data.train_subset": 512, "data.test_subset": 200,
     "run.batch_size": args.batch_size, "run.epochs": args.epochs, "run.precision": "fp32", "run.compile": False,
-    "run.device": "cpu", "run.sync_batchnorm": args.sync_bn, "optim.lr": 0.05,
+    "run.device": "cpu", "optim.lr": 0.05,
 })
 ctx = init_distributed("cpu")
 trainer = Trainer(config, os.path.join(args.out, "run"), ctx=ctx, progress=False)

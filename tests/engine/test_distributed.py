@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from tests.helpers import cli_json
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
+TOLERANCE = 0.02  # relative, on the first epoch's mean training loss (observed: 0.4%)
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
 
@@ -26,14 +27,11 @@ def _run(cmd: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def ddp_runs(tmp_path_factory, fashion_dir):
-    """Two-rank runs (per-rank batch 32, with and without SyncBatchNorm) and single-process batch-64 runs."""
+    """A two-rank run with per-rank batch 32, and a single-process run with batch 64."""
     root = tmp_path_factory.mktemp("ddp")
-    out = {}
-    for name, sync in (("ddp", False), ("ddp_sync", True)):
-        out[name] = root / name
-        out[name].mkdir()
-        _run(_torchrun(str(WORKER), "--out", str(out[name]), "--data-dir", str(fashion_dir), "--batch-size", "32",
-                       *(["--sync-bn"] if sync else [])))
+    out = {"ddp": root / "ddp"}
+    out["ddp"].mkdir()
+    _run(_torchrun(str(WORKER), "--out", str(out["ddp"]), "--data-dir", str(fashion_dir), "--batch-size", "32"))
     out["single"] = root / "single"
     out["single"].mkdir()
     _run([sys.executable, str(WORKER), "--out", str(out["single"]), "--data-dir", str(fashion_dir),
@@ -42,24 +40,22 @@ def ddp_runs(tmp_path_factory, fashion_dir):
 
 
 def test_ranks_end_with_identical_weights(ddp_runs):
-    for name in ("ddp", "ddp_sync"):
-        a = load_file(ddp_runs[name] / "rank0.safetensors")
-        b = load_file(ddp_runs[name] / "rank1.safetensors")
-        params = [k for k in a if "running" not in k and "num_batches" not in k]
-        assert params and all(torch.equal(a[k], b[k]) for k in params)
+    a = load_file(ddp_runs["ddp"] / "rank0.safetensors")
+    b = load_file(ddp_runs["ddp"] / "rank1.safetensors")
+    params = [k for k in a if "running" not in k and "num_batches" not in k]
+    assert len(params) > 50 and all(torch.equal(a[k], b[k]) for k in params)
 
 
 def test_one_epoch_loss_matches_single_process_with_same_global_batch(ddp_runs):
     single = json.loads((ddp_runs["single"] / "summary0.json").read_text())
-    sync = json.loads((ddp_runs["ddp_sync"] / "summary0.json").read_text())
-    plain = json.loads((ddp_runs["ddp"] / "summary0.json").read_text())
-    assert sync["world_size"] == plain["world_size"] == 2 and single["world_size"] == 1
-    # Same batches (one sampler convention) and SyncBatchNorm: only float summation order differs.
-    assert sync["loss"] == pytest.approx(single["loss"], rel=1e-3)
-    # Per-rank BatchNorm statistics over 32 instead of 64 images: close, not equal.
-    assert plain["loss"] == pytest.approx(single["loss"], rel=0.05)
+    ddp = json.loads((ddp_runs["ddp"] / "summary0.json").read_text())
+    assert ddp["world_size"] == 2 and single["world_size"] == 1
+    # The same images in the same global batches (one sampler convention), the same init and averaged
+    # gradients; only BatchNorm's batch statistics differ (per rank over 32 images instead of 64).
+    assert ddp["loss"] == pytest.approx(single["loss"], rel=TOLERANCE)
+    assert ddp["train_acc"] == pytest.approx(single["train_acc"], abs=0.05)
     # Test accuracy is reduced over both ranks' shards: it covers all 200 test images once.
-    assert sync["test_acc"] * 200 == pytest.approx(round(sync["test_acc"] * 200))
+    assert ddp["test_acc"] * 200 == pytest.approx(round(ddp["test_acc"] * 200))
 
 
 def test_only_rank0_writes_and_metrics_have_one_row_per_epoch(ddp_runs):

@@ -100,4 +100,4 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
     summary = train(config, run_dir, resume=bool(args.resume), progress=not args.no_progress, log=info)
     emit(args, summary, f"run directory: {run_dir}")
-    return 0
+    return 130 if summary.get("interrupted") else 0

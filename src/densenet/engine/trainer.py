@@ -35,7 +35,7 @@ from densenet.engine.interrupts import GracefulInterrupts
 from densenet.engine.logging import CURVES_FILE, MetricsLog, TensorBoardLog, plot_curves
 from densenet.engine.performance import PerfOptions, autocast_context, make_grad_scaler, prepare_model, resolve
 from densenet.engine.setup import TrainData, build_data, build_model, build_optimizer, build_scheduler, model_card
-from densenet.errors import DenseNetError, RunDirError
+from densenet.errors import ConfigError, DenseNetError, RunDirError
 from densenet.export.weights import atomic_write_bytes, save_model
 
 Log = Callable[[str], None]
@@ -88,6 +88,7 @@ class Trainer:
         log = log or (lambda _m: None)
         self.config, self.run_dir, self.ctx = config, Path(run_dir), ctx
         self.progress = progress and ctx.is_main
+        self.interrupted = False
         self.log = log if ctx.is_main else (lambda _m: None)
 
     # -- set-up -----------------------------------------------------------------------------------
@@ -112,6 +113,9 @@ class Trainer:
         net: nn.Module = self.model
         if ctx.enabled:
             if cfg.run.sync_batchnorm:
+                if ctx.device.type != "cuda":
+                    raise ConfigError("--sync-bn needs CUDA devices (PyTorch's SyncBatchNorm does not run on the "
+                                      "CPU); drop --sync-bn for CPU runs")
                 net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
             net = prepare_model(net, self.perf)
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -122,8 +126,13 @@ class Trainer:
         return state
 
     # -- the loop ----------------------------------------------------------------------------------
-    def fit(self, resume: bool = False) -> dict[str, Any]:
-        """Train (or continue from the run directory's last checkpoint) and return the summary."""
+    def fit(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
+        """Train (or continue from the run directory's last checkpoint) and return the summary.
+
+        Args:
+            resume: Continue from ``checkpoints/last.pt``.
+            stop_after: Stop after this epoch as an interruption would (the run stays resumable).
+        """
         cfg = self.config
         state = self._setup(resume)
         rows: list[dict[str, Any]] = list(state["metrics"]) if state else []
@@ -145,8 +154,12 @@ class Trainer:
         examples = sum(r["examples"] for r in rows)
         with GracefulInterrupts() as interrupts:
             for epoch in range(start + 1, cfg.run.epochs + 1):
+                if stop_after is not None and epoch > stop_after:
+                    self.interrupted = True
+                    break
                 stats = self._train_epoch(epoch, interrupts)
                 if stats is None:  # interrupted mid-epoch: the last complete epoch's checkpoint stays
+                    self.interrupted = True
                     self.log(f"interrupted: stopped in epoch {epoch}; the checkpoint of epoch {epoch - 1} is kept. "
                              f"Continue with: densenet train --resume {self.run_dir}")
                     break
@@ -167,9 +180,6 @@ class Trainer:
                     self._save_epoch(epoch, rows, best, is_best, metrics, tb)
                 self.log(f"epoch {epoch}/{cfg.run.epochs}: loss {row['loss']:.3f}, train acc {row['train_acc']:.3f}, "
                          f"test acc {row['test_acc']:.3f}, {row['examples_per_sec']:.1f} examples/sec")
-                if interrupts.requested:
-                    self.log(f"interrupted: saved epoch {epoch}. Continue with: densenet train --resume {self.run_dir}")
-                    break
         barrier(self.ctx)
         if tb:
             tb.close()
@@ -260,6 +270,7 @@ class Trainer:
             "model": self.config.model.name,
             "dataset": self.config.data.dataset,
             "run_dir": str(self.run_dir),
+            "interrupted": self.interrupted,
         }
         if self.ctx.is_main and rows:
             save_model(self.run_dir, self.model, model_card(self.config, self.data))

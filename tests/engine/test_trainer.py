@@ -1,0 +1,133 @@
+"""The training loop on real Fashion-MNIST subsets: accuracy, run directory, exact resume, failures."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from densenet.engine import trainer as trainer_module
+from densenet.engine.config import load_preset
+from densenet.engine.trainer import DivergenceError, Trainer, train
+from tests.helpers import run_cli
+
+RUN_FILES = {"config.json", "metrics.jsonl", "summary.json", "curves.png", "model.safetensors", "model.json",
+             "checkpoints"}
+
+
+def small_config(fashion_dir, **overrides):
+    base = {"data.data_dir": str(fashion_dir), "data.resize": 32, "data.train_subset": 2000,
+            "data.test_subset": 500, "run.batch_size": 64, "run.epochs": 3, "run.compile": False,
+            "run.device": "cpu"}
+    return load_preset("d2l-fashion-mnist").replace({**base, **overrides})
+
+
+def test_short_run_clearly_beats_chance_and_writes_the_run_directory(tmp_path, fashion_dir):
+    summary = train(small_config(fashion_dir), tmp_path / "run", progress=False)
+    assert summary["test_acc"] > 0.6  # chance is 0.1
+    assert summary["train_acc"] > 0.6
+    assert summary["params"] == 758_226 and summary["epochs"] == 3 and summary["world_size"] == 1
+    run = tmp_path / "run"
+    assert RUN_FILES <= {p.name for p in run.iterdir()}
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert {"epoch", "loss", "train_acc", "test_acc", "examples_per_sec", "elapsed_s"} <= set(rows[0])
+    assert rows[0]["loss"] > rows[-1]["loss"]
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = json.loads((run / "model.json").read_text())
+    assert card["model"] == "d2l_densenet" and card["classes"][0] == "T-shirt/top"
+    assert card["preprocessing"]["image_size"] == 32 and card["preprocessing"]["channels"] == 1
+
+
+def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, fashion_dir):
+    # fp32 on the CPU with augmentation on, so shuffling, crop and flip streams must all resume exactly.
+    cfg = small_config(fashion_dir, **{"run.precision": "fp32", "data.train_subset": 640, "data.test_subset": 100,
+                                       "data.random_crop_padding": 2, "data.hflip": True, "run.epochs": 3,
+                                       "optim.momentum": 0.9, "optim.schedule": "cosine"})
+    torch.set_num_threads(1)  # same reduction order in both runs
+    try:
+        train(cfg, tmp_path / "full", progress=False)
+        stopped = Trainer(cfg, tmp_path / "split", progress=False).fit(stop_after=1)
+        assert stopped["interrupted"] and stopped["epochs"] == 1
+        assert len((tmp_path / "split" / "metrics.jsonl").read_text().splitlines()) == 1
+        train(cfg, tmp_path / "split", resume=True, progress=False)
+    finally:
+        torch.set_num_threads(torch.get_num_threads())
+    a = load_file(tmp_path / "full" / "model.safetensors")
+    b = load_file(tmp_path / "split" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3]
+
+
+def test_divergence_from_the_start_leaves_no_half_written_files(tmp_path, fashion_dir):
+    run = tmp_path / "run"
+    cfg = small_config(fashion_dir, **{"data.train_subset": 256, "data.test_subset": 64, "optim.lr": 1e12})
+    with pytest.raises(DivergenceError, match="NaN or infinite"):
+        train(cfg, run, progress=False)
+    assert not (run / "checkpoints").exists() and not (run / "model.safetensors").exists()
+    assert (run / "metrics.jsonl").read_text() == ""
+
+
+def test_divergence_later_keeps_the_last_good_checkpoint(tmp_path, fashion_dir, monkeypatch):
+    run = tmp_path / "run"
+    cfg = small_config(fashion_dir, **{"data.train_subset": 256, "data.test_subset": 64, "run.epochs": 1})
+    train(cfg, run, progress=False)
+    before = (run / "checkpoints" / "last.pt").read_bytes()
+
+    # Inject the fault: from now on every loss is NaN, as an exploding run would produce.
+    real = trainer_module.F.cross_entropy
+    monkeypatch.setattr(trainer_module.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+    with pytest.raises(DivergenceError, match="last good checkpoint"):
+        Trainer(cfg.replace({"run.epochs": 2}), run, progress=False).fit(resume=True)
+    assert (run / "checkpoints" / "last.pt").read_bytes() == before
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+    result = run_cli("train", "--resume", str(run), "--epochs", "2", "--no-progress")
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_cli_train_evaluate_predict_end_to_end(tmp_path, fashion_dir):
+    run = tmp_path / "run"
+    result = run_cli("train", "--data-dir", str(fashion_dir), "--resize", "32", "--train-subset", "1000",
+                     "--test-subset", "300", "--epochs", "2", "--batch-size", "64", "--no-compile", "--out", str(run),
+                     "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["epochs"] == 2 and summary["test_acc"] > 0.3
+    assert "loss " in result.stderr and "examples/sec on cpu" in result.stderr and "total time" in result.stderr
+    evaluation = run_cli("evaluate", str(run), "--data-dir", str(fashion_dir), "--json")
+    assert evaluation.returncode == 0, evaluation.stderr
+    doc = json.loads(evaluation.stdout)
+    assert doc["examples"] == 10_000  # the whole test set by default
+    assert len(doc["confusion_matrix"]) == 10 and sum(map(sum, doc["confusion_matrix"])) == 10_000
+    assert set(doc["per_class_accuracy"]) >= {"T-shirt/top", "Ankle boot"}
+    assert (run / "confusion_matrix.png").stat().st_size > 1000
+    again = run_cli("train", "--data-dir", str(fashion_dir), "--out", str(run))
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_sigint_saves_and_exits_cleanly_then_resume_finishes(tmp_path, fashion_dir):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "densenet", "train", "--data-dir", str(fashion_dir), "--resize", "32",
+           "--train-subset", "3000", "--test-subset", "100", "--epochs", "30", "--batch-size", "32", "--no-compile",
+           "--no-progress", "--out", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run / "metrics.jsonl").exists() or \
+            not (run / "metrics.jsonl").read_text().strip():
+        time.sleep(0.2)
+        assert time.time() < deadline and proc.poll() is None, "training did not finish an epoch"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    done = len((run / "metrics.jsonl").read_text().splitlines())
+    assert done >= 1
+    result = run_cli("train", "--resume", str(run), "--epochs", str(done + 1), "--no-progress")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(r)["epoch"] for r in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows == list(range(1, done + 2))
