@@ -113,7 +113,7 @@ def test_cli_train_evaluate_predict_end_to_end(tmp_path, fashion_dir):
 def test_sigint_saves_and_exits_cleanly_then_resume_finishes(tmp_path, fashion_dir):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "densenet", "train", "--data-dir", str(fashion_dir), "--resize", "32",
-           "--train-subset", "3000", "--test-subset", "100", "--epochs", "30", "--batch-size", "32", "--no-compile",
+           "--train-subset", "640", "--test-subset", "64", "--epochs", "50", "--batch-size", "32", "--no-compile",
            "--no-progress", "--out", str(run)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
