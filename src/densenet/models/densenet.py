@@ -118,7 +118,7 @@ def _validate(growth_rate, block_config, num_init_features, bn_size, compression
     Raises:
         ValueError: naming the argument, the value given and what is expected.
     """
-    if isinstance(block_config, int) or not isinstance(block_config, Sequence):
+    if isinstance(block_config, str) or not isinstance(block_config, Sequence):
         raise ValueError(f"block_config must be a sequence of layer counts such as (6, 12, 24, 16), "
                          f"got {block_config!r}")
     block_config = tuple(block_config)
@@ -129,7 +129,7 @@ def _validate(growth_rate, block_config, num_init_features, bn_size, compression
                          f"got block_config={block_config}")
     if isinstance(growth_rate, int):
         growth = (growth_rate,) * len(block_config)
-    elif isinstance(growth_rate, Sequence):
+    elif isinstance(growth_rate, Sequence) and not isinstance(growth_rate, str):
         growth = tuple(growth_rate)
         if len(growth) != len(block_config):
             raise ValueError(f"growth schedule {growth} has {len(growth)} entries but block_config {block_config} "

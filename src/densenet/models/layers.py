@@ -86,8 +86,8 @@ def _recompute_in_backward(layer: DenseLayer, features: list[torch.Tensor]) -> t
     and convolutions.
 
     Naive checkpointing would update BatchNorm's running statistics twice per step. The
-    recomputation therefore normalizes with batch statistics without tracking them
-    (``track_running_stats=False`` for its duration): the same output, no second update.
+    recomputation normalizes with the same batch statistics (so the output is identical) and
+    then puts the running statistics back as the original forward left them: one update per step.
     """
     calls = 0
 
@@ -96,14 +96,15 @@ def _recompute_in_backward(layer: DenseLayer, features: list[torch.Tensor]) -> t
         calls += 1
         if calls == 1:
             return layer._body(*feats)
-        norms = [m for m in (layer.norm1, getattr(layer, "norm2", None)) if m is not None and m.track_running_stats]
-        for norm in norms:
-            norm.track_running_stats = False
+        norms = [m for m in layer.modules() if isinstance(m, nn.BatchNorm2d) and m.track_running_stats]
+        saved = [[b.clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked)] for m in norms]
         try:
             return layer._body(*feats)
         finally:
-            for norm in norms:
-                norm.track_running_stats = True
+            for m, (mean, var, count) in zip(norms, saved):
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(count)
 
     # The body draws no random numbers (dropout runs outside it), so there is no RNG state to replay.
     return checkpoint(body, *features, use_reentrant=False, preserve_rng_state=False)
