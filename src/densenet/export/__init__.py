@@ -1,5 +1,28 @@
-"""Saving, loading and exporting trained models."""
+"""Saving, loading and exporting trained models.
 
-from densenet.export.weights import ModelCard, Preprocessing, load, read_card, save_model
+- :mod:`~densenet.export.weights`: run-directory weights (``model.safetensors`` + ``model.json``).
+- :mod:`~densenet.export.convert`: pickled ``.pt`` checkpoints into that format, without running code.
+- :mod:`~densenet.export.formats`: ONNX and TorchScript artifacts and their numerical checks.
+- :mod:`~densenet.export.fold`: folding BatchNorm into the preceding convolution.
+- :mod:`~densenet.export.artifact`: the three above in one call, as ``densenet export`` runs them.
+- :mod:`~densenet.export.bench`: inference speed of eager, compiled and ONNX Runtime backends.
+"""
 
-__all__ = ["ModelCard", "Preprocessing", "load", "read_card", "save_model"]
+from densenet.export.artifact import FORMATS, ExportReport, export_artifact
+from densenet.export.convert import convert_torch_checkpoint
+from densenet.export.fold import FoldPair, find_foldable_pairs, fold_batchnorm, fuse_conv_bn
+from densenet.export.formats import (
+    CheckResult,
+    ExportCheckError,
+    ExportError,
+    check_onnx,
+    check_torchscript,
+    export_onnx,
+    export_torchscript,
+)
+from densenet.export.weights import ModelCard, Preprocessing, atomic_write_bytes, load, read_card, save_model
+
+__all__ = ["FORMATS", "CheckResult", "ExportCheckError", "ExportError", "ExportReport", "FoldPair", "ModelCard",
+           "Preprocessing", "atomic_write_bytes", "check_onnx", "check_torchscript", "convert_torch_checkpoint",
+           "export_artifact", "export_onnx", "export_torchscript", "find_foldable_pairs", "fold_batchnorm",
+           "fuse_conv_bn", "load", "read_card", "save_model"]

@@ -1,0 +1,63 @@
+"""`densenet export` end to end, in a real subprocess."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from densenet.export import load
+from tests.export.helpers import make_run_dir
+from tests.helpers import run_cli
+
+# One thread: the artifacts are small, and the suite shares its machine.
+ENV = {"OMP_NUM_THREADS": "1"}
+
+
+def test_export_onnx_with_check_and_folding(tmp_path: Path) -> None:
+    run_dir = make_run_dir(tmp_path / "run")
+    out = tmp_path / "artifacts" / "model.onnx"
+    out.parent.mkdir()
+    result = run_cli("export", str(run_dir), "--format", "onnx", "--output", str(out), "--check", "--fold-bn",
+                     "--opset", "13", "--json", env=ENV)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["format"] == "onnx" and doc["output"] == str(out) and doc["opset"] == 13
+    assert doc["input_size"] == [1, 32, 32] and doc["folded_bn"] is True and doc["folded_pairs"] == 1
+    assert doc["batch_sizes_checked"] == [1, 3] and 0 <= doc["max_abs_diff"] < 1e-4
+    assert doc["bytes"] == out.stat().st_size
+    assert [p.name for p in out.parent.iterdir()] == ["model.onnx"], "temporary files were left behind"
+    # The artifact runs at a batch size the check did not use, with the run's input size.
+    x = torch.randn(5, 1, 32, 32)
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, load(run_dir)(x).numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_export_torchscript_text_output(tmp_path: Path) -> None:
+    run_dir = make_run_dir(tmp_path / "run")
+    out = tmp_path / "model.pt"
+    result = run_cli("export", str(run_dir), "--format", "torchscript", "--output", str(out), "--check", env=ENV)
+    assert result.returncode == 0, result.stderr
+    assert "check passed: max abs difference" in result.stdout and out.is_file()
+    assert torch.jit.load(str(out))(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+
+
+def test_not_a_run_dir_is_one_error_line(tmp_path: Path) -> None:
+    out = tmp_path / "model.onnx"
+    result = run_cli("export", str(tmp_path), "--format", "onnx", "--output", str(out), "--check", "--json", env=ENV)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "not a run directory" in lines[0]
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    run_dir = make_run_dir(tmp_path / "run")
+    result = run_cli("export", str(run_dir), "--format", "torchscript", "--output", str(tmp_path / "m.pt"),
+                     "--opset", "13", env=ENV)
+    assert result.returncode == 2 and result.stderr.startswith("error: --opset applies to --format onnx only")
+    assert not (tmp_path / "m.pt").exists()
