@@ -29,4 +29,10 @@ def run(args: argparse.Namespace) -> int:
             best = ", ".join(f"{p['class']} {p['probability']:.3f}" for p in r["predictions"])
             lines.append(f"{r['file']}: {best}")
     emit(args, results, "\n".join(lines))
-    return 1 if all("error" in r for r in results) else 0
+    if all("error" in r for r in results):
+        from densenet.errors import DataError
+
+        first = results[0]["error"]
+        raise DataError(first if len(results) == 1 else f"none of the {len(results)} images could be read "
+                        f"(the first: {first})")
+    return 0

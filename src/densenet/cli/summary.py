@@ -36,8 +36,13 @@ def summarize(name: str, input_size: tuple[int, int, int] | None = None, num_cla
 
 
 def run(args: argparse.Namespace) -> int:
+    from densenet.errors import InputSizeError, UsageError
+
     size = parse_size(args.input_size) if args.input_size else None
-    doc = summarize(args.model, size, args.num_classes)
+    try:
+        doc = summarize(args.model, size, args.num_classes)
+    except InputSizeError as exc:  # --input-size was a bad option value
+        raise UsageError(f"{exc}; choose another --input-size") from None
     lines = [f"{doc['model']} at input {'x'.join(map(str, doc['input_size']))}"]
     lines += [f"  {row['name']:<14} {row['type']:<18} output shape: {tuple(row['output_shape'])}"
               for row in doc["layers"]]

@@ -93,11 +93,16 @@ def resolve_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from densenet.engine.checkpoint import CHECKPOINT_DIR, LAST
     from densenet.engine.trainer import train
 
     config, run_dir = resolve_config(args)
-    if not args.resume and (run_dir / "checkpoints").exists():
+    # Only a finished epoch makes a run worth keeping: a run killed in its first epoch can start over.
+    started = (run_dir / CHECKPOINT_DIR / LAST).is_file()
+    if not args.resume and started:
         raise UsageError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
-    summary = train(config, run_dir, resume=bool(args.resume), progress=not args.no_progress, log=info)
+    if args.resume and not started:
+        info(f"{run_dir} has no finished epoch yet; starting it from the beginning with its config.json")
+    summary = train(config, run_dir, resume=started, progress=not args.no_progress, log=info)
     emit(args, summary, f"run directory: {run_dir}")
     return 130 if summary.get("interrupted") else 0

@@ -11,6 +11,7 @@ import io
 import pickle
 import random
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +84,35 @@ def load_checkpoint(run_dir: str | Path, which: str = LAST) -> dict[str, Any]:
         raise RunDirError(f"{run_dir} has no {CHECKPOINT_DIR}/{which}: it is not a resumable run directory "
                           "(pass the --out folder of an earlier `densenet train`)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing; the error says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise UnsafeFileError(f"{path} holds objects other than tensors; refusing to unpickle it ({exc})") from None
+        raise UnsafeFileError(f"{path} holds objects other than tensors ({_unpickling_reason(exc)}); refusing to "
+                              "unpickle it, as that could run code. Use checkpoints written by `densenet train` "
+                              "only") from None
     except (RuntimeError, EOFError, OSError) as exc:
-        raise RunDirError(f"{path} is unreadable or truncated ({exc}); delete it to start over") from None
+        raise RunDirError(f"{path} is unreadable or truncated ({exc}). Copy {BEST} over it to resume from the best "
+                          "epoch, or delete the run directory and train again") from None
+
+
+def _unpickling_reason(exc: Exception) -> str:
+    """The one informative line of torch's long, multi-line weights-only error (which suggests unsafe loading)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("Unsupported global", "Unsupported operand", "WeightsUnpickler error: ")):
+            return line.removeprefix("WeightsUnpickler error: ").split(" was not an allowed global")[0]
+    return "not a weights-only file"
+
+
+def remove_stale_temp_files(run_dir: str | Path) -> list[Path]:
+    """Delete the temporary files of atomic writes that a killed process left behind; return them."""
+    run_dir = Path(run_dir)
+    stale = [p for folder in (run_dir, run_dir / CHECKPOINT_DIR) if folder.is_dir()
+             for p in folder.glob(".*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def copy_best_to_last(run_dir: str | Path) -> None:

@@ -28,10 +28,19 @@ class MetricsLog:
         atomic_write_bytes(self.path, payload)
 
     def append(self, row: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        data = memoryview((json.dumps(row) + "\n").encode())
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                while data:
+                    data = data[os.write(fd, data):]
+                os.fsync(fd)
+            except BaseException:
+                os.ftruncate(fd, size)  # a failed write (a full disk) must not leave half a row behind
+                raise
+        finally:
+            os.close(fd)
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ from densenet.engine.performance import PerfOptions, autocast_context, make_grad
 from densenet.engine.setup import TrainData, build_data, build_model, build_optimizer, build_scheduler, model_card
 from densenet.errors import ConfigError, DenseNetError, RunDirError
 from densenet.export.weights import atomic_write_bytes, save_model
+from densenet.models import model_info
 
 Log = Callable[[str], None]
 
@@ -95,6 +96,7 @@ class Trainer:
     def _setup(self, resume: bool) -> dict[str, Any] | None:
         cfg, ctx = self.config, self.ctx
         state = ckpt.load_checkpoint(self.run_dir) if resume else None
+        model_info(cfg.model.name)  # an unknown name fails here, not after loading (or downloading) the data
         torch.manual_seed(cfg.run.seed)
         self.data: TrainData = build_data(cfg, ctx, self.log)
         self.model = build_model(cfg, self.data, fresh=state is None).to(ctx.device)
@@ -143,6 +145,7 @@ class Trainer:
         tb = TensorBoardLog(self.run_dir) if self.ctx.is_main else None
         if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.remove_stale_temp_files(self.run_dir)  # left by a process killed mid-write
             _write_json(self.run_dir / "config.json", cfg.to_dict())
             metrics.reset(rows)  # exactly one row per epoch the checkpoint covers
         if start >= cfg.run.epochs:

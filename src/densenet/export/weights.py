@@ -121,7 +121,12 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Modul
         state = load_file(str(weights), device=str(map_location))
     except (SafetensorError, OSError, ValueError) as exc:
         raise RunDirError(f"{weights} is not a readable safetensors file ({exc})") from None
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise RunDirError(f"{weights} does not match the {card.model} that {META_FILE} describes ({first}); "
+                          "the two files come from different models. Re-export them together") from None
     model.card = card
     return model.eval()
 
