@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from densenet.export.weights import ModelCard, Preprocessing, save_model
 from densenet.models import create_model
 from tests.helpers import run_cli
 
+REPO = Path(__file__).resolve().parents[2]
 # One thread per process: on a few busy cores, torch's default thread pool spins and runs ~100x slower.
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # The smallest training run that still exercises every file of a run directory.
@@ -29,10 +32,13 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def cli_with_fault(fault: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the CLI's ``main(ARGS)`` in a subprocess after executing ``fault`` (Python code that patches something)."""
+    """Run the CLI's ``main(ARGS)`` in a subprocess after executing ``fault`` (Python code that patches something).
+
+    The subprocess runs in the repository root, so ``fault`` can import ``tests.cli.reliability``.
+    """
     code = f"{fault}\nimport sys\nfrom densenet.cli.main import main\nsys.exit(main(sys.argv[1:]))\n"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **ENV})
+                          cwd=REPO, env={**os.environ, **ENV})
 
 
 _SERVER = r"""
@@ -135,3 +141,88 @@ def make_model_dir(folder: Path, image_size: int = 32) -> Path:
 def make_shapes(folder: Path, per_class: int = 8) -> Path:
     """A tiny image-folder dataset (3 classes of 32px pictures): loads in milliseconds, no checksums."""
     return write_shapes_folder(folder, per_class=per_class, size=32, seed=0)
+
+
+class _Proxy:
+    """A stand-in for a module that overrides some of its functions and forwards the rest."""
+
+    def __init__(self, real: object, **overrides: Callable) -> None:
+        self._real = real
+        self.__dict__.update(overrides)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+
+class _HalfWriter:
+    """A file whose next write stores half the bytes, then fails as a full disk does."""
+
+    def __init__(self, fh: object) -> None:
+        self._fh = fh
+
+    def write(self, data: bytes) -> int:
+        self._fh.write(bytes(data[: len(data) // 2]))
+        self._fh.flush()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._fh, name)
+
+    def __enter__(self) -> _HalfWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+
+
+def fill_disk(set_attr: Callable[[object, str, object], None], writes: tuple[str, ...] = (),
+              appends: tuple[str, ...] = ()) -> list[str]:
+    """Make atomic writes of the files named in ``writes``, and appends to those in ``appends``, fail halfway
+    with ENOSPC, as a disk that fills up does.
+
+    Patches only what :mod:`densenet.export.weights` and :mod:`densenet.engine.logging` see, through
+    ``set_attr`` (``monkeypatch.setattr`` in tests, ``setattr`` in a subprocess). Returns the list of
+    writes it made fail, e.g. ``["last.pt"]`` or ``["metrics.jsonl (append)"]``.
+    """
+    from densenet.engine import logging as metrics_module
+    from densenet.export import weights
+
+    failed: list[str] = []
+    temp_files: set[int] = set()  # descriptors of armed atomic writes
+    armed_appends: dict[int, str] = {}  # descriptor -> file name
+
+    def mkstemp(prefix: str = "", suffix: str = "", dir: str | None = None) -> tuple[int, str]:  # noqa: A002
+        fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=dir)
+        if prefix.strip(".") in writes:
+            temp_files.add(fd)
+            failed.append(prefix.strip("."))
+        return fd, path
+
+    def fdopen(fd: int, *args: object, **kwargs: object) -> object:
+        fh = os.fdopen(fd, *args, **kwargs)
+        if fd in temp_files:
+            temp_files.discard(fd)
+            return _HalfWriter(fh)
+        return fh
+
+    def open_(path: str, flags: int, mode: int = 0o777) -> int:
+        fd = os.open(path, flags, mode)
+        if os.path.basename(path) in appends:
+            armed_appends[fd] = os.path.basename(path)
+        return fd
+
+    def close(fd: int) -> None:
+        armed_appends.pop(fd, None)
+        os.close(fd)
+
+    def write(fd: int, data: bytes) -> int:
+        if fd not in armed_appends:
+            return os.write(fd, data)
+        failed.append(f"{armed_appends[fd]} (append)")
+        os.write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    set_attr(weights, "tempfile", _Proxy(tempfile, mkstemp=mkstemp))
+    set_attr(weights, "os", _Proxy(os, fdopen=fdopen))
+    set_attr(metrics_module, "os", _Proxy(os, open=open_, write=write, close=close))
+    return failed

@@ -1,0 +1,229 @@
+"""Failures while training: a full disk, running out of memory, SIGTERM, and SIGKILL at random moments.
+
+Whatever happens, a run directory never holds a half-written file: the checkpoint, the weights
+and every ``metrics.jsonl`` row are either the previous complete version or the new one, and
+``--resume`` continues from the last complete epoch. Training runs use a tiny picture folder
+(48 training images at 32 px), so an epoch takes well under a second.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tests.cli.reliability import (
+    ENV,
+    TINY,
+    assert_intact,
+    cli_with_fault,
+    epochs_in,
+    error_line,
+    fill_disk,
+    make_shapes,
+)
+
+from densenet.cli.main import _describe
+from densenet.engine.checkpoint import load_checkpoint
+from densenet.engine.config import load_preset
+from densenet.engine.trainer import train
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_shapes(tmp_path_factory.mktemp("shapes"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Busy shared cores make torch's thread pool crawl; one thread is fast and deterministic."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny(shapes: Path, epochs: int = 1):
+    return load_preset("d2l-fashion-mnist").replace({
+        "data.dataset": "image-folder", "data.data_dir": str(shapes), "data.resize": 32, "run.batch_size": 16,
+        "run.epochs": epochs, "run.compile": False, "run.device": "cpu", "run.precision": "fp32"})
+
+
+def snapshot(run: Path) -> dict[str, bytes]:
+    return {name: (run / name).read_bytes() for name in ("checkpoints/last.pt", "model.safetensors", "metrics.jsonl")}
+
+
+# ------------------------------------------------------------------ a full disk
+
+
+def test_full_disk_during_a_checkpoint_or_weights_write_keeps_the_previous_files(shapes, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(tiny(shapes), run, progress=False)
+    before = snapshot(run)
+
+    failed = fill_disk(monkeypatch.setattr, writes=("last.pt",))
+    with pytest.raises(OSError) as info:
+        train(tiny(shapes, epochs=2), run, resume=True, progress=False)
+    assert info.value.errno == errno.ENOSPC and failed == ["last.pt"]
+    assert snapshot(run) == before  # epoch 1's checkpoint, weights and metrics, untouched
+    assert_intact(run)  # and the half-written temporary file is gone
+
+    monkeypatch.undo()
+    failed = fill_disk(monkeypatch.setattr, writes=("model.safetensors",))
+    with pytest.raises(OSError):
+        train(tiny(shapes, epochs=2), run, resume=True, progress=False)
+    assert failed == ["model.safetensors"]
+    assert (run / "model.safetensors").read_bytes() == before["model.safetensors"]
+    assert load_checkpoint(run)["epoch"] == 2 and epochs_in(run) == [1, 2]
+    assert_intact(run)
+
+
+def test_full_disk_while_appending_a_metrics_row_leaves_no_half_row(shapes, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(tiny(shapes), run, progress=False)
+    failed = fill_disk(monkeypatch.setattr, appends=("metrics.jsonl",))
+    with pytest.raises(OSError):
+        train(tiny(shapes, epochs=2), run, resume=True, progress=False)
+    assert failed == ["metrics.jsonl (append)"]
+    assert epochs_in(run) == [1]  # the half row was cut off again
+    assert load_checkpoint(run)["epoch"] == 2  # the checkpoint came first; resume trusts it
+    assert_intact(run)
+    monkeypatch.undo()
+    train(tiny(shapes, epochs=3), run, resume=True, progress=False)
+    assert epochs_in(run) == [1, 2, 3]
+
+
+def test_full_disk_through_the_cli_says_what_to_do(shapes, tmp_path):
+    run = tmp_path / "run"
+    train(tiny(shapes), run, progress=False)
+    before = snapshot(run)
+    fault = "from tests.cli.reliability import fill_disk\nfill_disk(setattr, writes=('last.pt',))"
+    result = cli_with_fault(fault, "train", "--resume", str(run), "--epochs", "2", "--no-progress")
+    message = error_line(result, 1)
+    assert message.startswith("no space left on device") and "free some disk space" in message
+    assert snapshot(run) == before
+    assert_intact(run)
+
+
+# ------------------------------------------------------------------ out of memory
+
+
+@pytest.mark.parametrize("exc", [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.10 GiB total capacity)"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:114] DefaultCPUAllocator: can't allocate memory: you tried to "
+                 "allocate 1099511627776 bytes. Error code 12 (Cannot allocate memory) ... out of memory"),
+    MemoryError(),
+])
+def test_out_of_memory_is_described_with_the_way_out(exc):
+    message = _describe(exc)
+    assert message.startswith("out of memory") and "smaller --batch-size" in message and "\n" not in message
+
+
+def test_out_of_memory_through_the_cli(shapes, tmp_path):
+    run = tmp_path / "run"
+    fault = ("import torch\nfrom densenet.engine.trainer import Trainer\n"
+             "def step(self, x, y):\n"
+             "    raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 20.00 GiB')\n"
+             "Trainer._step = step")
+    result = cli_with_fault(fault, "train", "--dataset", "image-folder", "--data-dir", str(shapes), "--out", str(run),
+                            *TINY)
+    message = error_line(result, 1)
+    assert "out of memory (cuda out of memory. tried to allocate 20.00 gib)" in message
+    assert "try a smaller --batch-size" in message and "--memory-efficient" in message
+    assert not (run / "checkpoints").exists() and epochs_in(run) == []
+    assert_intact(run)
+
+
+# ------------------------------------------------------------------ signals
+
+
+def start(args: list[str], log: Path) -> subprocess.Popen:
+    with open(log, "w") as err:
+        return subprocess.Popen([sys.executable, "-m", "densenet", *args], stdout=subprocess.DEVNULL, stderr=err,
+                                env={**os.environ, **ENV})
+
+
+def wait_for(condition, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, "training stopped early"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_sigterm_saves_and_exits_cleanly_like_sigint(shapes, tmp_path):
+    run, log = tmp_path / "run", tmp_path / "stderr.txt"
+    proc = start(["train", "--dataset", "image-folder", "--data-dir", str(shapes), "--out", str(run), *TINY,
+                  "--epochs", "200"], log)
+    try:
+        wait_for(lambda: bool(epochs_in(run)), proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 130
+    finally:
+        proc.kill()
+    err = log.read_text()
+    assert "interrupted: stopped in epoch" in err and f"densenet train --resume {run}" in err
+    assert "Traceback" not in err and "error:" not in err
+    done = load_checkpoint(run)["epoch"]
+    assert epochs_in(run) == list(range(1, done + 1)) and 1 <= done < 200
+    assert_intact(run)
+
+
+def check_after_kill(run: Path) -> int:
+    """What a SIGKILL may leave: complete files only (temporary files aside). Returns the checkpoint's epoch."""
+    epoch = 0
+    if (run / "checkpoints" / "last.pt").exists():
+        epoch = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)["epoch"]
+    if (run / "model.safetensors").exists():
+        assert load_file(run / "model.safetensors")
+    rows = epochs_in(run)  # every line is whole JSON
+    assert rows in (list(range(1, epoch + 1)), list(range(1, epoch)))  # the row follows its checkpoint
+    return epoch
+
+
+def test_sigkill_at_random_moments_never_corrupts_the_run(shapes, tmp_path):
+    rng = random.Random(9)
+    run, log = tmp_path / "run", tmp_path / "stderr.txt"
+
+    def started() -> bool:
+        text = log.read_text()
+        return "training:" in text or "resuming after" in text
+
+    # A first, uninterrupted run of 2 epochs measures how long 2 epochs plus the final writes take here.
+    proc = start(["train", "--dataset", "image-folder", "--data-dir", str(shapes), "--out", str(run), *TINY,
+                  "--epochs", "2"], log)
+    wait_for(started, proc)
+    t0 = time.monotonic()
+    assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
+    duration = time.monotonic() - t0
+    epoch, kills = check_after_kill(run), 0
+    for _ in range(5):
+        # Each round asks for two more epochs and dies somewhere in them: mid-batch, mid-checkpoint,
+        # mid-metrics row, or while the final weights are written.
+        proc = start(["train", "--resume", str(run), "--epochs", str(epoch + 2), "--no-progress"], log)
+        try:
+            wait_for(started, proc)
+            time.sleep(rng.uniform(0.0, 0.9 * duration))
+            if proc.poll() is None:
+                proc.kill()
+                kills += 1
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+        epoch = check_after_kill(run)
+    assert kills >= 2
+    result = subprocess.run([sys.executable, "-m", "densenet", "train", "--resume", str(run), "--epochs",
+                             str(epoch + 1), "--no-progress"], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, **ENV})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert epochs_in(run) == list(range(1, epoch + 2))  # one row per finished epoch, no duplicates
+    assert load_checkpoint(run)["epoch"] == epoch + 1
+    assert_intact(run)  # the temporary files of killed writes are gone too
