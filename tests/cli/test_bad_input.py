@@ -8,14 +8,18 @@ nothing was written to the output folder.
 from __future__ import annotations
 
 import gzip
+import io
+import json
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from densenet.data import read_idx, write_idx
+from densenet.engine.config import TrainConfig
 from densenet.errors import InputSizeError
 from densenet.models import create_model
 from densenet.models.shapes import stage_shapes
@@ -156,3 +160,29 @@ def test_a_folder_that_is_not_a_run_directory(command, tmp_path, densenet):
     message = error_line(densenet(*command.split(), str(folder), *extra.get(command, [])), 1)
     assert f"{folder} is not a run directory".lower() in message and "--out folder" in message
     assert [p.name for p in folder.iterdir()] == ["notes.txt"] and not onnx.exists()
+
+
+def test_weights_that_do_not_match_model_json(model_dir, tmp_path, densenet):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes((model_dir / "model.safetensors").read_bytes())
+    card = json.loads((model_dir / "model.json").read_text())
+    card["model_kwargs"]["num_classes"] = 5  # e.g. model.json copied from another run
+    (run / "model.json").write_text(json.dumps(card))
+    picture = tmp_path / "pic.png"
+    Image.new("L", (28, 28)).save(picture)
+    message = error_line(densenet("predict", str(run), str(picture)), 1)
+    assert "model.safetensors does not match the d2l_densenet that model.json describes" in message
+    assert "size mismatch for classifier" in message and "re-export them together" in message
+
+
+def test_a_truncated_checkpoint(tmp_path, densenet):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(TrainConfig().to_dict()))
+    buffer = io.BytesIO()
+    torch.save({"epoch": 1, "model": {"w": torch.zeros(1000)}}, buffer)
+    (run / "checkpoints" / "last.pt").write_bytes(buffer.getvalue()[:2000])  # e.g. copied from a full disk
+    message = error_line(densenet("train", "--resume", str(run), "--epochs", "2"), 1)
+    assert "checkpoints/last.pt is unreadable or truncated" in message
+    assert "copy best.pt over it" in message and "train again" in message
