@@ -122,7 +122,7 @@ def test_full_disk_through_the_cli_says_what_to_do(shapes, tmp_path):
     RuntimeError("[enforce fail at alloc_cpu.cpp:114] DefaultCPUAllocator: can't allocate memory: you tried to "
                  "allocate 1099511627776 bytes. Error code 12 (Cannot allocate memory) ... out of memory"),
     MemoryError(),
-])
+], ids=["cuda", "cpu-allocator", "MemoryError"])
 def test_out_of_memory_is_described_with_the_way_out(exc):
     message = _describe(exc)
     assert message.startswith("out of memory") and "smaller --batch-size" in message and "\n" not in message
