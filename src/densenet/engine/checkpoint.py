@@ -92,7 +92,8 @@ def load_checkpoint(run_dir: str | Path, which: str = LAST) -> dict[str, Any]:
                               "unpickle it, as that could run code. Use checkpoints written by `densenet train` "
                               "only") from None
     except (RuntimeError, EOFError, OSError) as exc:
-        raise RunDirError(f"{path} is unreadable or truncated ({exc}). Copy {BEST} over it to resume from the best "
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RunDirError(f"{path} is unreadable or truncated ({reason}). Copy {BEST} over it to resume from the best "
                           "epoch, or delete the run directory and train again") from None
 
 
