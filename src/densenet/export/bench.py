@@ -57,7 +57,8 @@ def benchmark_backends(model_name: str, batch_sizes: Sequence[int] = (1, 64),
 
     Returns:
         One dict per (batch size, backend): ``model``, ``input_size``, ``batch_size``, ``backend``,
-        ``detail``, ``median_ms``, ``images_per_s``, ``speedup``, ``max_abs_diff``, ``setup_s``.
+        ``detail``, ``median_ms``, ``images_per_s``, ``speedup``, ``max_abs_diff``, ``warmup_s`` (the
+        warm-up calls, including compilation), ``steps``.
     """
     unknown = set(backends) - set(BACKENDS)
     if unknown:
