@@ -1,0 +1,81 @@
+"""``densenet bench train|infer``: images/s and peak memory of the fast path, optionally against a baseline."""
+
+from __future__ import annotations
+
+import argparse
+
+from densenet.cli.common import add_common_flags, emit, info, parse_size, positive_int
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="measure training or inference speed and peak memory",
+        description="Time warm training steps (forward, cross-entropy, backward, SGD step) or inference steps on "
+        "random data and report the median images/s and the peak memory. With --baseline, the same run also "
+        "times a baseline, taking turns step by step so that machine noise hits both.")
+    p.add_argument("mode", choices=["train", "infer"], help="what one step is")
+    p.add_argument("--model", required=True, metavar="M", help="a model name (see `densenet models`)")
+    p.add_argument("--batch-size", type=positive_int, required=True, metavar="B")
+    p.add_argument("--input-size", required=True, metavar="C,H,W", help="size of one input image, e.g. 1,96,96")
+    p.add_argument("--steps", type=positive_int, default=10, metavar="N", help="timed steps per variant (default 10)")
+    p.add_argument("--warmup", type=int, default=2, metavar="N",
+                   help="untimed steps per variant first; compilation happens here (default 2)")
+    p.add_argument("--baseline", choices=["naive", "plain"],
+                   help="naive: the textbook implementation (per-layer torch.cat, fp32, eager, NCHW); "
+                   "plain: the same fast settings without --memory-efficient")
+    p.add_argument("--memory-efficient", action="store_true",
+                   help="build the model with memory_efficient=True (recompute dense layers in backward)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="autocast precision of the fast variant (auto: bf16 where the hardware has it)")
+    p.add_argument("--no-compile", action="store_true", help="do not use torch.compile")
+    p.add_argument("--no-channels-last", action="store_true", help="keep the NCHW memory format")
+    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads (default: PyTorch's)")
+    p.add_argument("--num-classes", type=positive_int, metavar="N", help="classifier outputs (default: the model's)")
+    p.add_argument("--no-memory", action="store_true", help="skip the extra step that measures peak memory")
+    add_common_flags(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from densenet.engine.bench import BenchConfig, run_bench
+    from densenet.engine.performance import PerfOptions
+    from densenet.errors import UsageError
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: no CUDA device is available here; use --device cpu")
+    if args.warmup < 0:
+        raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
+    if args.baseline == "plain" and not args.memory_efficient:
+        raise UsageError("--baseline plain compares against the model without --memory-efficient; add "
+                         "--memory-efficient, or use --baseline naive")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    perf = PerfOptions(precision=args.precision, compile=False if args.no_compile else None,
+                       channels_last=False if args.no_channels_last else None)
+    cfg = BenchConfig(args.mode, args.model, args.batch_size, parse_size(args.input_size), steps=args.steps,
+                      warmup=args.warmup, baseline=args.baseline, memory_efficient=args.memory_efficient, perf=perf,
+                      device=device, num_classes=args.num_classes, measure_memory=not args.no_memory)
+    doc = run_bench(cfg, log=info)
+    emit(args, doc, _text(doc))
+    return 0
+
+
+def _text(doc: dict) -> str:
+    lines = [f"{doc['mode']} {doc['model']} batch {doc['batch_size']} on {doc['device']} "
+             f"({doc['precision']}, channels_last={doc['channels_last']}, compiled={doc['compiled']}, "
+             f"{doc['threads']} threads)",
+             f"  fast:     {doc['images_per_s']:.1f} images/s (median step {doc['median_step_s']:.4f} s)"
+             + (f", peak {doc['peak_memory_mb']:.0f} MB" if "peak_memory_mb" in doc else "")]
+    if "baseline" in doc:
+        lines.append(f"  {doc['baseline']:<9} {doc['baseline_images_per_s']:.1f} images/s "
+                     f"(median step {doc['baseline_median_step_s']:.4f} s)"
+                     + (f", peak {doc['baseline_peak_memory_mb']:.0f} MB" if "baseline_peak_memory_mb" in doc else ""))
+        lines.append(f"  speedup:  {doc['speedup']:.2f}x" +
+                     (f", memory ratio {doc['memory_ratio']:.2f}" if "memory_ratio" in doc else ""))
+    return "\n".join(lines)
