@@ -1,0 +1,101 @@
+"""``densenet bench``: one JSON document with the figures, interleaved baselines, peak memory, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from tests.helpers import run_cli
+
+from densenet.engine.bench import BenchConfig, build_variants, peak_step_memory, run_bench
+from densenet.engine.performance import PerfOptions
+from densenet.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a busy 2-core machine, two OpenMP threads per process stall each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+KEYS = {"images_per_s", "peak_memory_mb", "baseline_images_per_s", "speedup", "median_step_s", "steps",
+        "precision", "compiled", "device", "baseline_peak_memory_mb", "memory_ratio"}
+
+
+def test_cli_train_against_the_naive_baseline_prints_one_json_document() -> None:
+    # --no-compile and one thread keep this fast on a shared 2-core machine; the figures' shape is what counts.
+    result = run_cli("bench", "train", "--model", "d2l_densenet", "--batch-size", "4", "--input-size", "1,96,96",
+                     "--steps", "2", "--warmup", "1", "--baseline", "naive", "--no-compile", "--threads", "1",
+                     "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    doc = json.loads(result.stdout)
+    assert KEYS <= set(doc)
+    assert doc["speedup"] > 0 and doc["images_per_s"] > 0 and doc["baseline_images_per_s"] > 0
+    assert doc["speedup"] == pytest.approx(doc["images_per_s"] / doc["baseline_images_per_s"], rel=0.01)
+    assert doc["steps"] == 2 and doc["baseline"] == "naive" and doc["compiled"] is False
+    assert doc["peak_memory_mb"] > 0 and doc["baseline_peak_memory_mb"] > 0
+    assert "step 2/2" in result.stderr  # progress goes to stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--baseline", "plain"], "--baseline plain compares against the model without --memory-efficient"),
+    (["--input-size", "1,96"], "invalid size"),
+])
+def test_cli_usage_errors_are_one_line(args: list[str], message: str) -> None:
+    base = {"--model": "d2l_densenet", "--batch-size": "2", "--input-size": "1,96,96"}
+    for i in range(0, len(args), 2):
+        base[args[i]] = args[i + 1]
+    result = run_cli("bench", "train", *[item for pair in base.items() for item in pair])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and message in result.stderr
+
+
+def test_unknown_model_is_a_usage_error() -> None:
+    result = run_cli("bench", "infer", "--model", "densenet122", "--batch-size", "1", "--input-size", "3,32,32")
+    assert result.returncode == 2 and "unknown model 'densenet122'" in result.stderr
+
+
+def _config(**kw) -> BenchConfig:
+    base = dict(mode="train", model="densenet40_k12", batch_size=2, input_size=(3, 16, 16), steps=2, warmup=1,
+                perf=PerfOptions(precision="fp32", compile=False))
+    return BenchConfig(**{**base, **kw})
+
+
+def test_infer_reports_the_fast_variant_alone() -> None:
+    doc = run_bench(_config(mode="infer", measure_memory=False))
+    assert doc["mode"] == "infer" and doc["images_per_s"] > 0 and "speedup" not in doc and "peak_memory_mb" not in doc
+
+
+def test_variants_share_weights_and_data_and_the_naive_one_is_fp32_nchw() -> None:
+    fast, naive = build_variants(_config(baseline="naive", perf=PerfOptions(precision="bf16", compile=False)))
+    assert naive.perf.precision == "fp32" and not naive.perf.channels_last and fast.perf.precision == "bf16"
+    assert fast.x.is_contiguous(memory_format=torch.channels_last) and naive.x.is_contiguous()
+    torch.testing.assert_close(fast.x, naive.x)
+    for (name, p), q in zip(fast.model.state_dict().items(), naive.model.state_dict().values()):
+        torch.testing.assert_close(p, q, msg=name)
+
+
+def test_memory_efficient_mode_needs_far_less_memory_than_plain() -> None:
+    cfg = _config(model="densenet40_k12", memory_efficient=True, baseline="plain", batch_size=4)
+    efficient, plain = build_variants(cfg)
+    assert efficient.model.features.denseblock1.denselayer1.memory_efficient
+    assert not plain.model.features.denseblock1.denselayer1.memory_efficient
+    for v in (efficient, plain):
+        v.step()  # warm
+    peak_efficient, method = peak_step_memory(efficient, torch.device("cpu"))
+    peak_plain, _ = peak_step_memory(plain, torch.device("cpu"))
+    assert "profiler" in method
+    params = sum(p.numel() * 4 for p in plain.model.parameters())
+    assert peak_plain > 2 * params  # activations dominate
+    assert (peak_efficient - params) < (peak_plain - params) / 2, (peak_efficient, peak_plain)
+
+
+def test_bad_config_is_reported() -> None:
+    with pytest.raises(ConfigError, match="mode must be one of"):
+        _config(mode="eval")
+    with pytest.raises(ConfigError, match="baseline must be one of"):
+        _config(baseline="torchvision")

@@ -1,0 +1,205 @@
+"""The fast path: the dense block matches the textbook computation, resolve() decides per hardware,
+compilation falls back to eager when it fails, and the opaque max-pool equals nn.MaxPool2d."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from densenet.engine import performance as perf
+from densenet.engine.bench import naive_model, textbook_block_forward
+from densenet.engine.performance import (
+    PerfOptions,
+    autocast_context,
+    is_compiled,
+    make_grad_scaler,
+    prepare_model,
+    resolve,
+)
+from densenet.errors import ConfigError
+from densenet.models import DenseBlock, DenseNet
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a busy 2-core machine, two OpenMP threads per process stall each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+CPU = torch.device("cpu")
+
+
+def _grads(fn, block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    block.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_(True)
+    out = fn(x)
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    return out.detach(), [x.grad] + [p.grad for p in block.parameters()]
+
+
+@pytest.mark.parametrize("bn_size", [None, 4])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_dense_block_matches_the_textbook_computation(bn_size: int | None, memory_format: torch.memory_format) -> None:
+    torch.manual_seed(0)
+    block = DenseBlock(4, 6, 5, bn_size=bn_size).double()
+    x = torch.randn(3, 6, 7, 7, dtype=torch.float64)
+    textbook = {k: v.clone() for k, v in block.state_dict().items()}
+    out_ref, grads_ref = _grads(lambda t: textbook_block_forward(block, t), block, x)
+    block.load_state_dict(textbook)  # the same running statistics before the second forward
+    block.to(memory_format=memory_format)
+    out, grads = _grads(block, block, x.contiguous(memory_format=memory_format))
+    assert out.shape == (3, 6 + 4 * 5, 7, 7)
+    torch.testing.assert_close(out, out_ref, rtol=1e-12, atol=1e-12)
+    for g, g_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(g, g_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_naive_model_computes_the_same_function_in_fp32_nchw() -> None:
+    torch.manual_seed(0)
+    model = DenseNet(growth_rate=4, block_config=(2, 3), num_init_features=8, num_classes=5, stem="cifar").eval()
+    model.to(memory_format=torch.channels_last)
+    naive = naive_model(model)
+    x = torch.randn(2, 3, 16, 16)
+    assert next(naive.parameters()).is_contiguous()
+    assert naive.features.denseblock1.forward.__func__ is textbook_block_forward
+    torch.testing.assert_close(naive(x), model(x), rtol=1e-5, atol=1e-6)
+    assert naive.state_dict().keys() == model.state_dict().keys()
+
+
+# -- resolve() --------------------------------------------------------------------------------------------
+def test_fp32_when_asked() -> None:
+    r = resolve(PerfOptions(precision="fp32", compile=False), "cpu")
+    assert r.precision == "fp32" and r.autocast_dtype is None and not r.grad_scaling
+    assert make_grad_scaler(r) is None
+    with autocast_context(r):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.parametrize("flags, expected", [({"avx512f", "avx512_bf16"}, "bf16"), ({"amx_bf16"}, "bf16"),
+                                             ({"avx2", "fma"}, "fp32"), ({"avx512f", "avx512bw"}, "fp32")])
+def test_auto_uses_bf16_only_on_cpus_with_native_bf16(monkeypatch, flags: set[str], expected: str) -> None:
+    monkeypatch.setattr(perf, "_cpu_flags", lambda: frozenset(flags))
+    r = resolve(PerfOptions(), CPU)
+    assert r.precision == expected
+    assert any(reason.startswith(expected) for reason in r.reasons)
+    if expected == "bf16":
+        with autocast_context(r):
+            assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
+def test_explicit_precision_is_kept_and_fp16_gets_a_grad_scaler(monkeypatch) -> None:
+    monkeypatch.setattr(perf, "_cpu_flags", lambda: frozenset({"avx2"}))
+    bf16 = resolve(PerfOptions(precision="bf16"), CPU)
+    assert bf16.precision == "bf16" and "slow" in bf16.reasons[0] and make_grad_scaler(bf16) is None
+    fp16 = resolve(PerfOptions(precision="fp16"), CPU)
+    assert fp16.precision == "fp16" and fp16.grad_scaling
+    assert isinstance(make_grad_scaler(fp16), torch.amp.GradScaler)
+
+
+def test_channels_last_and_compile_defaults_and_overrides(monkeypatch) -> None:
+    monkeypatch.setattr(perf, "compile_unavailable", lambda device: None)
+    r = resolve(PerfOptions(), CPU)
+    assert r.channels_last and r.compile
+    r = resolve(PerfOptions(channels_last=False, compile=False), CPU)
+    assert not r.channels_last and not r.compile
+    monkeypatch.setattr(perf, "compile_unavailable", lambda device: "no C++ compiler")
+    r = resolve(PerfOptions(), CPU)
+    assert not r.compile and "compile off: no C++ compiler" in r.reasons
+
+
+def test_bad_options_are_reported() -> None:
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        PerfOptions(precision="int8")
+    with pytest.raises(ConfigError, match="compile_mode"):
+        PerfOptions(compile_mode="fastest")
+
+
+# -- prepare_model and the compile fallback ---------------------------------------------------------------
+def _tiny() -> nn.Module:
+    torch.manual_seed(0)
+    return DenseNet(growth_rate=4, block_config=(2,), num_init_features=8, num_classes=3, stem="cifar")
+
+
+def test_prepare_model_keeps_the_module_and_its_state_dict_keys() -> None:
+    model = _tiny()
+    keys = list(model.state_dict())
+    out = prepare_model(model, resolve(PerfOptions(precision="fp32", compile=False), CPU))
+    assert out is model and list(out.state_dict()) == keys
+    assert model.features.conv0.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_compile_that_raises_at_setup_falls_back_to_eager(monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("Dynamo is not supported on this Python")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    model, reference = _tiny(), _tiny()
+    x = torch.randn(2, 3, 8, 8)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed .*running eagerly"):
+        prepare_model(model, resolve(PerfOptions(precision="fp32", compile=True), CPU))
+    assert not is_compiled(model)
+    torch.testing.assert_close(model(x), reference(x))
+
+
+def test_compile_that_raises_at_the_first_call_warns_once_and_runs_eagerly(monkeypatch) -> None:
+    calls = []
+
+    def compile_failing_at_call(fn, **kwargs):
+        def compiled(*args, **kw):
+            calls.append(1)
+            raise RuntimeError("InductorError: C++ compile error")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", compile_failing_at_call)
+    model, reference = _tiny(), _tiny()
+    prepare_model(model, resolve(PerfOptions(precision="fp32", channels_last=False, compile=True), CPU))
+    assert is_compiled(model)
+    x = torch.randn(2, 3, 8, 8)
+    with pytest.warns(RuntimeWarning, match="C\\+\\+ compile error"):
+        out = model(x)
+    torch.testing.assert_close(out, reference(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning, no second compiled attempt
+        model(x)
+    assert len(calls) == 1 and not is_compiled(model)
+
+
+def test_a_real_input_error_is_raised_not_hidden(monkeypatch) -> None:
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)
+    model = prepare_model(_tiny(), resolve(PerfOptions(precision="fp32", compile=True), CPU))
+    with pytest.raises(RuntimeError, match="channels"):
+        model(torch.randn(2, 5, 8, 8))  # 5 input channels for a 3-channel stem
+
+
+def test_compiled_model_matches_eager() -> None:
+    model, reference = _tiny(), _tiny()
+    prepare_model(model, resolve(PerfOptions(precision="fp32", channels_last=True, compile=True), CPU))
+    x = torch.randn(2, 3, 8, 8)
+    out = model(x)
+    assert is_compiled(model), "torch.compile failed on this machine"
+    torch.testing.assert_close(out, reference(x), rtol=1e-4, atol=1e-5)
+
+
+# -- the opaque max-pool used under compile on the CPU ----------------------------------------------------
+@pytest.mark.parametrize("ceil_mode", [False, True])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_opaque_max_pool_equals_nn_max_pool(ceil_mode: bool, memory_format: torch.memory_format) -> None:
+    pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=ceil_mode)
+    x = torch.randn(2, 4, 10, 10).contiguous(memory_format=memory_format).requires_grad_(True)
+    ref = pool(x)
+    out = perf._opaque_max_pool2d(pool, x)
+    assert torch.equal(out, ref)
+    g = torch.randn_like(ref)
+    assert torch.equal(torch.autograd.grad(out, x, g)[0], torch.autograd.grad(ref, x, g)[0])
+
+
+def test_opaque_max_pool_passes_the_custom_op_checks() -> None:
+    x = torch.randn(2, 3, 9, 9, requires_grad=True)
+    torch.library.opcheck(perf._max_pool2d, (x, [3, 3], [2, 2], [1, 1], [1, 1], False),
+                          test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
