@@ -68,7 +68,12 @@ class DenseLayer(nn.Module):
         if isinstance(features, torch.Tensor):
             features = [features]
         recompute = self.memory_efficient and self.training and torch.is_grad_enabled()
-        if recompute and any(f.requires_grad for f in features):
+        if recompute and any(f.requires_grad for f in features) and torch.compiler.is_compiling():
+            # Under torch.compile the partitioner recomputes the checkpointed region in backward and never
+            # replays BatchNorm's running-statistics update, so plain checkpointing is exact there (and the
+            # eager helper's Python-side bookkeeping would break the graph at every layer).
+            out = checkpoint(self._body, *features, use_reentrant=False)
+        elif recompute and any(f.requires_grad for f in features):
             out = _recompute_in_backward(self, features)
         else:
             out = self._body(*features)
