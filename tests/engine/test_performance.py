@@ -3,6 +3,8 @@ compilation falls back to eager when it fails, and the opaque max-pool equals nn
 
 from __future__ import annotations
 
+import copy
+import pickle
 import warnings
 
 import pytest
@@ -133,6 +135,16 @@ def test_prepare_model_keeps_the_module_and_its_state_dict_keys() -> None:
     out = prepare_model(model, resolve(PerfOptions(precision="fp32", compile=False), CPU))
     assert out is model and list(out.state_dict()) == keys
     assert model.features.conv0.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_compiled_model_deep_copies_and_pickles_as_a_plain_eager_module(monkeypatch) -> None:
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)
+    model = prepare_model(_tiny(), resolve(PerfOptions(precision="fp32", compile=True), CPU))
+    assert is_compiled(model)
+    clone = copy.deepcopy(model)
+    assert not is_compiled(clone) and not is_compiled(pickle.loads(pickle.dumps(model)))
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(clone(x), model(x))
 
 
 def test_compile_that_raises_at_setup_falls_back_to_eager(monkeypatch) -> None:

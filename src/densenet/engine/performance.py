@@ -199,10 +199,11 @@ def make_grad_scaler(resolved: ResolvedPerf) -> torch.amp.GradScaler | None:
 
 
 def prepare_model(model: nn.Module, resolved: ResolvedPerf) -> nn.Module:
-    """Put ``model`` in the resolved memory format and compile its forward pass, in place.
+    """Put ``model`` in the resolved memory format and compile it, in place.
 
-    The returned module is ``model`` itself, so its ``state_dict`` keys, hooks and attributes are
-    unchanged (no ``_orig_mod.`` prefix). Move it to its device first.
+    The returned module is ``model`` itself: its ``state_dict`` keys, hooks and attributes are unchanged
+    (no ``_orig_mod.`` prefix), it can be wrapped in ``DistributedDataParallel``, and ``copy.deepcopy`` or
+    pickling gives an uncompiled copy. Move the model to its device first.
 
     Args:
         model: The model, already on ``resolved.device``.
@@ -213,19 +214,21 @@ def prepare_model(model: nn.Module, resolved: ResolvedPerf) -> nn.Module:
     """
     if resolved.channels_last:
         model.to(memory_format=torch.channels_last)
-    if resolved.compile and not isinstance(model.forward, CompiledForward):
+    if resolved.compile and not isinstance(model.__dict__.get("_compiled_call_impl"), CompiledForward):
         if resolved.device.type == "cpu":
             for module in model.modules():
                 if type(module) is nn.MaxPool2d and not module.return_indices:
                     module.forward = functools.partial(_opaque_max_pool2d, module)  # type: ignore[method-assign]
-        model.forward = CompiledForward(model.forward, resolved.compile_mode)  # type: ignore[method-assign]
+        # What nn.Module.compile() does, with a fallback: __call__ runs _compiled_call_impl when it is set,
+        # and Module.__getstate__ drops it, so copies and pickles are plain eager modules.
+        model._compiled_call_impl = CompiledForward(model._call_impl, resolved.compile_mode)
     return model
 
 
 def is_compiled(model: nn.Module) -> bool:
     """Whether :func:`prepare_model` compiled ``model`` and compilation has not failed (yet)."""
-    forward = model.__dict__.get("forward")
-    return isinstance(forward, CompiledForward) and not forward.failed
+    compiled = model.__dict__.get("_compiled_call_impl")
+    return isinstance(compiled, CompiledForward) and not compiled.failed
 
 
 class CompiledForward:
@@ -236,7 +239,7 @@ class CompiledForward:
     so it warns once and stays eager from then on; if eager raises too, that error is the caller's.
 
     Args:
-        eager: The eager forward (a bound method).
+        eager: The eager call (a module's bound ``_call_impl``).
         mode: ``torch.compile``'s mode, ``None`` for its default.
     """
 
