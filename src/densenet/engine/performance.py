@@ -157,10 +157,7 @@ def cpu_supports_bf16() -> bool:
     """
     if not torch.backends.mkldnn.is_available():
         return False
-    flags = _cpu_flags()
-    if flags:
-        return bool(flags & {"avx512_bf16", "amx_bf16"})
-    return torch.backends.cpu.get_cpu_capability() == "AVX512" and "AMX" in torch.__config__.show().upper()
+    return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})  # unknown flags (no /proc/cpuinfo): stay fp32
 
 
 def compile_unavailable(device: torch.device) -> str | None:
