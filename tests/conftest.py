@@ -25,3 +25,14 @@ def mnist_dir() -> Path:
     if not (path / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"MNIST not found at {path}")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tests train tiny models; one thread avoids OpenMP oversubscription on small shared machines."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

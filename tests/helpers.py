@@ -12,7 +12,8 @@ from pathlib import Path
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600,
             stdin: str | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m densenet ARGS`` in a real subprocess and capture its output."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    # One thread per process: on 2 shared cores, oversubscribed OpenMP threads slow small steps ~100x.
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "densenet", *args], capture_output=True, text=True,
                           cwd=cwd, env=full_env, timeout=timeout, input=stdin)
 

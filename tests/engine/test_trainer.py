@@ -9,11 +9,11 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file
+from tests.helpers import run_cli
 
 from densenet.engine import trainer as trainer_module
 from densenet.engine.config import load_preset
 from densenet.engine.trainer import DivergenceError, Trainer, train
-from tests.helpers import run_cli
 
 RUN_FILES = {"config.json", "metrics.jsonl", "summary.json", "curves.png", "model.safetensors", "model.json",
              "checkpoints"}
@@ -48,6 +48,7 @@ def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, fashio
     cfg = small_config(fashion_dir, **{"run.precision": "fp32", "data.train_subset": 640, "data.test_subset": 100,
                                        "data.random_crop_padding": 2, "data.hflip": True, "run.epochs": 3,
                                        "optim.momentum": 0.9, "optim.schedule": "cosine"})
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # same reduction order in both runs
     try:
         train(cfg, tmp_path / "full", progress=False)
@@ -56,7 +57,7 @@ def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, fashio
         assert len((tmp_path / "split" / "metrics.jsonl").read_text().splitlines()) == 1
         train(cfg, tmp_path / "split", resume=True, progress=False)
     finally:
-        torch.set_num_threads(torch.get_num_threads())
+        torch.set_num_threads(threads)
     a = load_file(tmp_path / "full" / "model.safetensors")
     b = load_file(tmp_path / "split" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
