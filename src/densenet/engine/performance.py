@@ -12,6 +12,8 @@ Everything left on ``None``/``"auto"`` is switched on where it was measured to h
 bf16 autocast on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX) and on CUDA GPUs that support it
 (fp16 with gradient scaling on older GPUs), channels-last on CPU and CUDA, and ``torch.compile`` where a
 compiler toolchain is present. If compilation fails, the model warns once and runs eagerly.
+The CPU thread count is left alone: on a shared machine, set it per process (``torch.set_num_threads``);
+two OpenMP threads per process on two busy cores made the fast path 25x slower (BENCHMARKS.md, Threads).
 """
 
 from __future__ import annotations
@@ -200,7 +202,13 @@ def prepare_model(model: nn.Module, resolved: ResolvedPerf) -> nn.Module:
 
     The returned module is ``model`` itself: its ``state_dict`` keys, hooks and attributes are unchanged
     (no ``_orig_mod.`` prefix), it can be wrapped in ``DistributedDataParallel``, and ``copy.deepcopy`` or
-    pickling gives an uncompiled copy. Move the model to its device first.
+    pickling gives an uncompiled copy. Move the model to its device first. When compiling for the CPU,
+    ``nn.MaxPool2d`` layers run ATen's kernels through an opaque custom op (same results; Inductor's own
+    max-pool was 10x slower here).
+
+    Memory-efficient models compile too, but Inductor's recomputation keeps more alive in backward than
+    eager checkpointing: DenseNet-BC-190 peaks at 0.42 of plain mode's memory compiled, 0.12 eager
+    (BENCHMARKS.md). Resolve with ``compile=False`` where the smallest footprint matters most.
 
     Args:
         model: The model, already on ``resolved.device``.
