@@ -25,16 +25,6 @@ from densenet.engine.performance import (
 from densenet.errors import ConfigError
 from densenet.models import DenseBlock, DenseNet
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a busy 2-core machine, two OpenMP threads per process stall each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 CPU = torch.device("cpu")
 
 
