@@ -8,6 +8,7 @@ from torch import nn
 
 from densenet.models import ResNet, create_model, model_info
 from densenet.models.resnet import BasicBlock, Bottleneck, PadShortcut
+from densenet.models.shapes import stage_shapes
 from tests.models.zoo_helpers import meta_model
 
 
@@ -17,12 +18,7 @@ def test_d2l_resnet18_matches_the_textbook() -> None:
     assert model.conv1.bias is not None and model.layer1[0].downsample is None
     shortcut = model.layer2[0].downsample  # the textbook's Residual(use_1x1conv=True): a biased 1x1 conv, no BN
     assert [type(m) for m in shortcut] == [nn.Conv2d] and shortcut[0].bias is not None
-    x = torch.randn(1, 1, 96, 96)
-    shapes = []
-    with torch.no_grad():
-        for _, stage in model.stages():
-            x = stage(x)
-            shapes.append(tuple(x.shape))
+    shapes = [tuple(row["output_shape"]) for row in stage_shapes(model, (1, 96, 96))]
     assert shapes == [(1, 64, 24, 24), (1, 64, 24, 24), (1, 128, 12, 12), (1, 256, 6, 6), (1, 512, 3, 3),
                       (1, 512, 1, 1), (1, 512), (1, 10)]
 
