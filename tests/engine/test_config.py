@@ -24,10 +24,45 @@ def test_seed_preset_is_the_textbook_recipe():
     assert (c.data.random_crop_padding, c.data.hflip, c.data.random_erasing) == (0, False, 0.0)
 
 
+def test_recommended_preset_is_a_better_recipe_for_the_same_network():
+    c = load_preset("densenet-fashion-mnist")
+    assert (c.model.name, c.data.dataset, c.run.epochs, c.run.batch_size) == ("d2l_densenet", "fashion-mnist", 10, 256)
+    assert (c.data.resize, c.data.normalize, c.data.hflip) == (64, True, True)
+    assert (c.optim.momentum, c.optim.nesterov, c.optim.weight_decay) == (0.9, True, 0.0005)
+    assert (c.optim.schedule, c.optim.warmup_epochs, c.optim.label_smoothing) == ("cosine", 1, 0.1)
+
+
+@pytest.mark.parametrize("per", ["epoch", "step"])
+def test_cosine_schedule_updates_per_epoch_or_per_step(per):
+    import torch
+
+    from densenet.engine.setup import build_scheduler
+
+    config = load_preset("d2l-fashion-mnist").replace({"optim.schedule": "cosine", "optim.schedule_per": per,
+                                                       "run.epochs": 2})
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = build_scheduler(config, opt, steps_per_epoch=4)
+    lrs = []
+    for _epoch in range(2):
+        for _step in range(4):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            if per == "step":
+                sched.step()
+        if per == "epoch":
+            sched.step()
+    if per == "epoch":
+        assert lrs == pytest.approx([0.1] * 4 + [0.05] * 4)
+    else:  # half a cosine over 8 steps
+        import math
+
+        assert lrs == pytest.approx([0.05 * (1 + math.cos(math.pi * s / 8)) for s in range(8)])
+
+
 @pytest.mark.parametrize("override", [
     {"run.batch_size": 0}, {"run.batch_size": -3}, {"run.epochs": 0}, {"optim.lr": 0.0}, {"optim.lr": -0.1},
     {"optim.lr": float("nan")}, {"optim.schedule": "linear"}, {"run.precision": "int8"}, {"data.train_subset": 0},
-    {"optim.nesterov": True},
+    {"optim.nesterov": True}, {"optim.schedule_per": "batch"},
 ])
 def test_invalid_values_are_config_errors(override):
     with pytest.raises(ConfigError):

@@ -59,6 +59,7 @@ class BenchConfig:
     device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
     num_classes: int | None = None  # classifier outputs (default: the model's own)
     measure_memory: bool = True  # one extra step per variant to measure peak memory
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # builder arguments overriding the model's config
 
     def __post_init__(self) -> None:
         self.input_size = tuple(self.input_size)  # type: ignore[assignment]
@@ -212,6 +213,7 @@ def build_variants(cfg: BenchConfig) -> list[Variant]:
     info = model_info(cfg.model)
     kwargs: dict[str, Any] = {"in_channels": cfg.input_size[0], "num_classes": cfg.num_classes or info.num_classes}
     torch.manual_seed(0)
+    kwargs.update(cfg.model_kwargs)
     fast_model = create_model(cfg.model, **kwargs, **({"memory_efficient": True} if cfg.memory_efficient else {}))
     fast_model.to(device)
     reference = copy.deepcopy(fast_model)

@@ -68,6 +68,7 @@ class OptimArgs:
     milestones: list[float] = field(default_factory=list)  # epochs; values < 1 are fractions of all epochs
     gamma: float = 0.1  # factor applied at each milestone
     warmup_epochs: int = 0  # linear warm-up epochs before the schedule
+    schedule_per: str = "epoch"  # update the learning rate after every "epoch" or after every optimizer "step"
     label_smoothing: float = 0.0  # cross-entropy label smoothing
 
     def __post_init__(self) -> None:
@@ -80,6 +81,7 @@ class OptimArgs:
         _check(all(m > 0 for m in self.milestones), "milestones must be positive")
         _check(0.0 < self.gamma <= 1.0, f"gamma must lie in (0, 1], got {self.gamma}")
         _check(self.warmup_epochs >= 0, "warmup_epochs must be >= 0")
+        _check(self.schedule_per in ("epoch", "step"), f"schedule_per must be epoch or step, got {self.schedule_per!r}")
         _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing must lie in [0, 1)")
 
 

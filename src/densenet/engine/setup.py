@@ -138,8 +138,8 @@ def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
                            weight_decay=o.weight_decay)
 
 
-def lr_factor(config: TrainConfig, epoch: int) -> float:
-    """The learning-rate multiplier for the epoch that starts after ``epoch`` finished ones."""
+def lr_factor(config: TrainConfig, epoch: float) -> float:
+    """The learning-rate multiplier after ``epoch`` finished epochs (a fraction when updated per step)."""
     o, total = config.optim, config.run.epochs
     if epoch < o.warmup_epochs:
         return (epoch + 1) / (o.warmup_epochs + 1)
@@ -152,8 +152,11 @@ def lr_factor(config: TrainConfig, epoch: int) -> float:
     return 1.0
 
 
-def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-epoch schedule; stepped once after each epoch."""
+def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,
+                    steps_per_epoch: int = 1) -> torch.optim.lr_scheduler.LambdaLR:
+    """The schedule, stepped after each epoch or, with ``optim.schedule_per == "step"``, after each step."""
+    if config.optim.schedule_per == "step":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(config, s / steps_per_epoch))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(config, e))
 
 

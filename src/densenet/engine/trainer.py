@@ -103,7 +103,8 @@ class Trainer:
         self.perf = resolve(PerfOptions(precision=cfg.run.precision, channels_last=cfg.run.channels_last,
                                         compile=cfg.run.compile), ctx.device)
         self.optimizer = build_optimizer(cfg, self.model)
-        self.scheduler = build_scheduler(cfg, self.optimizer)
+        self.scheduler = build_scheduler(cfg, self.optimizer, steps_per_epoch=len(self.data.train_loader))
+        self.step_schedule = cfg.optim.schedule_per == "step"
         self.scaler = make_grad_scaler(self.perf)
         if state is not None:
             self.model.load_state_dict(state["model"])
@@ -166,7 +167,8 @@ class Trainer:
                     self.log(f"interrupted: stopped in epoch {epoch}; the checkpoint of epoch {epoch - 1} is kept. "
                              f"Continue with: densenet train --resume {self.run_dir}")
                     break
-                self.scheduler.step()
+                if not self.step_schedule:
+                    self.scheduler.step()
                 test = evaluate(self.net, self.data.test_loader, self.data.num_classes,
                                 autocast=autocast_context(self.perf), ctx=self.ctx)
                 train_seconds += stats.train_seconds
@@ -241,6 +243,8 @@ class Trainer:
         else:
             loss.backward()
             self.optimizer.step()
+        if self.step_schedule:
+            self.scheduler.step()
         return loss, logits
 
     # -- output ------------------------------------------------------------------------------------

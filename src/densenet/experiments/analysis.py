@@ -1,0 +1,116 @@
+"""Statistics the verdicts rest on: means over seeds, noise bands, and matched-accuracy costs."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def aggregate(records: Iterable[dict[str, Any]], by: Sequence[str],
+              metrics: Sequence[str] = ("test_acc", "train_acc", "gap")) -> list[dict[str, Any]]:
+    """Group records by the ``by`` fields (in first-seen order); mean and std of each metric.
+
+    Each row keeps the ``by`` fields, ``family``, ``params`` and ``flops`` of its group, ``n`` (the
+    number of seeds), ``<metric>_mean`` and ``<metric>_std``.
+    """
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(tuple(_hashable(r[k]) for k in by), []).append(r)
+    rows = []
+    for members in groups.values():
+        first = members[0]
+        row = {k: first[k] for k in by}
+        for k in ("family", "params", "flops"):
+            if k in first:
+                row[k] = first[k]
+        row["n"] = len(members)
+        for m in metrics:
+            row[f"{m}_mean"], row[f"{m}_std"] = mean_std([r[m] for r in members])
+        rows.append(row)
+    return rows
+
+
+def _hashable(value: Any) -> Any:
+    return json_key(value) if isinstance(value, (list, dict)) else value
+
+
+def json_key(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)
+
+
+def noise(std_a: float, std_b: float, n: int) -> float:
+    """Two standard errors of the difference of two means over ``n`` seeds each.
+
+    A difference smaller than this is not told apart from seed-to-seed noise.
+    """
+    return 2.0 * math.sqrt((std_a**2 + std_b**2) / max(n, 1))
+
+
+def frontier(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (cost, accuracy) points no cheaper point beats: sorted by cost, accuracy strictly rising."""
+    out: list[tuple[float, float]] = []
+    for cost, acc in sorted(points):
+        if not out or acc > out[-1][1]:
+            out.append((cost, acc))
+    return out
+
+
+def cost_at_accuracy(points: Sequence[tuple[float, float]], target: float) -> float | None:
+    """The cost a family needs to reach ``target`` accuracy: log-linear between frontier points.
+
+    None when the target lies outside the family's measured accuracy range (no extrapolation).
+    """
+    front = frontier(points)
+    if not front or target < front[0][1] or target > front[-1][1]:
+        return None
+    for (c0, a0), (c1, a1) in zip(front, front[1:]):
+        if a0 <= target <= a1:
+            t = (target - a0) / (a1 - a0)
+            return math.exp(math.log(c0) + t * (math.log(c1) - math.log(c0)))
+    return front[0][0]  # a single point, hit exactly
+
+
+def accuracy_at_cost(points: Sequence[tuple[float, float]], cost: float) -> float | None:
+    """A family's accuracy at ``cost``, linear in log(cost) between its points sorted by cost.
+
+    None outside the family's measured cost range.
+    """
+    pts = sorted(points)
+    if not pts or cost < pts[0][0] or cost > pts[-1][0]:
+        return None
+    for (c0, a0), (c1, a1) in zip(pts, pts[1:]):
+        if c0 <= cost <= c1:
+            t = 0.0 if c1 == c0 else (math.log(cost) - math.log(c0)) / (math.log(c1) - math.log(c0))
+            return a0 + t * (a1 - a0)
+    return pts[0][1]
+
+
+def matched_ratios(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]],
+                   levels: int = 3) -> list[dict[str, float]]:
+    """Cost of family ``a`` over family ``b`` at accuracies both reach.
+
+    The accuracies are ``levels`` evenly spaced points across the overlap of the two families'
+    frontier ranges (an empty list when they do not overlap).
+    """
+    fa, fb = frontier(a), frontier(b)
+    if not fa or not fb:
+        return []
+    lo, hi = max(fa[0][1], fb[0][1]), min(fa[-1][1], fb[-1][1])
+    if lo > hi:
+        return []
+    targets = [lo] if levels == 1 or hi == lo else [lo + (hi - lo) * i / (levels - 1) for i in range(levels)]
+    out = []
+    for t in targets:
+        ca, cb = cost_at_accuracy(a, t), cost_at_accuracy(b, t)
+        if ca is not None and cb is not None:
+            out.append({"accuracy": t, "cost_a": ca, "cost_b": cb, "ratio": ca / cb})
+    return out

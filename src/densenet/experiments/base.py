@@ -1,0 +1,79 @@
+"""What an experiment is, what it returns, and the networks the experiments share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from densenet.experiments.sweep import Arch, Sweep
+
+VERDICTS = ("supported", "not supported", "inconclusive at this scale")
+
+DENSENET_BASE = "densenet_bc100_k12"  # cifar stem, bottleneck + compression 0.5; arguments override it
+RESNET_BASE = "resnet20"  # cifar stem, basic blocks, zero-padding shortcuts
+
+
+def densenet(k: int | Sequence[int], blocks: Sequence[int], bottleneck: bool = True) -> Arch:
+    """A three-block CIFAR-style DenseNet with compression 0.5 and 2k initial features."""
+    ks = [k] * len(blocks) if isinstance(k, int) else list(k)
+    growth = f"k={ks[0]}" if len(set(ks)) == 1 else "k=" + "-".join(map(str, ks))
+    label = f"DenseNet{'-BC' if bottleneck else '-C'} {growth}, " + "-".join(map(str, blocks))
+    return Arch.make(label, "densenet", DENSENET_BASE, growth_rate=k if isinstance(k, int) else list(k),
+                     block_config=list(blocks), num_init_features=2 * ks[0], bn_size=4 if bottleneck else None)
+
+
+def resnet(layers: Sequence[int], width: int) -> Arch:
+    """A CIFAR-style ResNet with basic blocks and widths (w, 2w, 4w)."""
+    return Arch.make(f"ResNet {'-'.join(map(str, layers))}, w={width}", "resnet", RESNET_BASE,
+                     layers=list(layers), widths=[width, 2 * width, 4 * width])
+
+
+# The two families of claims 1 and 2, smallest first.
+DENSENET_FAMILY = (densenet(8, (2, 2, 2)), densenet(12, (4, 4, 4)), densenet(16, (4, 4, 4)),
+                   densenet(12, (8, 8, 8)))
+RESNET_FAMILY = (resnet((1, 1, 1), 8), resnet((1, 1, 1), 16), resnet((2, 2, 2), 12), resnet((3, 3, 3), 16),
+                 resnet((3, 3, 3), 24))
+# The pair of claims 3 and 4: about 100k parameters each.
+DENSENET_PAIR = densenet(12, (4, 4, 4))
+RESNET_PAIR = resnet((2, 2, 2), 12)
+
+
+@dataclass
+class Outcome:
+    """What an experiment found: a table, a verdict with its reason, and the data behind them."""
+
+    columns: list[tuple[str, str]]  # (row key, header)
+    rows: list[dict[str, Any]]  # formatted cells
+    verdict: str  # one of VERDICTS
+    reason: str
+    records: list[dict[str, Any]] = field(default_factory=list)  # one per run or timing
+    summary: dict[str, Any] = field(default_factory=dict)  # the figures the verdict rests on
+
+    def __post_init__(self) -> None:
+        assert self.verdict in VERDICTS, self.verdict
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    question: str
+    setup: str  # what runs, independent of scale; the scale's own description is added
+    run: Callable[[Sweep, int, str], Outcome]  # (sweep, seeds, plot path) -> outcome
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def pm(mean: float, std: float, scale: float = 100.0, digits: int = 2) -> str:
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+
+
+def kilo(n: float) -> str:
+    return f"{n / 1e3:,.0f}k" if n >= 1e4 else f"{n / 1e3:,.1f}k"
+
+
+def mega(n: float) -> str:
+    return f"{n / 1e6:,.1f}M"
