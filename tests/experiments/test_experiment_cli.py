@@ -3,10 +3,9 @@
 import csv
 import json
 
-from tests.helpers import run_cli
-
 from densenet.experiments import list_experiments
 from densenet.experiments.report import resolve_names
+from tests.helpers import run_cli
 
 EIGHT = ["claim1-params", "claim2-flops", "claim3-overfitting", "claim4-augmentation", "idea-a-bottleneck",
          "idea-b-growth-doubling", "idea-c-depth-width", "idea-d-width-throughput"]

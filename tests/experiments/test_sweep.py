@@ -4,11 +4,11 @@ import json
 
 import pytest
 
+from densenet.engine.trainer import Trainer
+from densenet.errors import ConfigError
 from densenet.experiments.base import DENSENET_FAMILY, RESNET_FAMILY, densenet, resnet
 from densenet.experiments.scales import SCALES, get_scale
 from densenet.experiments.sweep import RunSpec, Sweep, config_hash
-from densenet.engine.trainer import Trainer
-from densenet.errors import ConfigError
 
 
 def make_sweep(tmp_path, fashion_dir, scale="tiny"):

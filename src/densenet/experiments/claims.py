@@ -112,7 +112,7 @@ def run_claim3(sweep: Sweep, seeds: int, plot: str) -> Outcome:
     ], f"Claim 3: overfitting against training-set size ({DENSENET_PAIR.label} vs {RESNET_PAIR.label})")
     smaller_gap = lower_test = larger_gap = 0
     notes = []
-    for f, n, d, r in small:
+    for f, _n, d, r in small:
         band = noise(d["gap_std"], r["gap_std"], d["n"])
         tband = noise(d["test_acc_std"], r["test_acc_std"], d["n"])
         diff, tdiff = d["gap_mean"] - r["gap_mean"], d["test_acc_mean"] - r["test_acc_mean"]

@@ -140,27 +140,27 @@ def run_idea_c(sweep: Sweep, seeds: int, plot: str) -> Outcome:
                                                   "y": [100 * r["test_acc_mean"] for r in rows],
                                                   "yerr": [100 * r["test_acc_std"] for r in rows]}]}],
                 "Idea c: deep and narrow against shallow and wide")
-    best = max(range(len(rows)), key=lambda i: rows[i]["test_acc_mean"])
+    acc = [r["test_acc_mean"] for r in rows]
+
+    def band(i: int, j: int) -> float:
+        return noise(rows[i]["test_acc_std"], rows[j]["test_acc_std"], rows[i]["n"])
+
+    best = max(range(len(rows)), key=acc.__getitem__)
     extremes = (0, len(rows) - 1)
-    middle = [i for i in range(len(rows)) if i not in extremes]
-    best_mid = max(middle, key=lambda i: rows[i]["test_acc_mean"])
-    beats = [rows[best_mid]["test_acc_mean"] - rows[e]["test_acc_mean"] >
-             noise(rows[best_mid]["test_acc_std"], rows[e]["test_acc_std"], rows[e]["n"]) for e in extremes]
-    extreme_wins = best in extremes and (rows[best]["test_acc_mean"] - rows[best_mid]["test_acc_mean"] >
-                                         noise(rows[best]["test_acc_std"], rows[best_mid]["test_acc_std"],
-                                               rows[best]["n"]))
-    if best in middle and all(beats):
+    best_mid = max((i for i in range(len(rows)) if i not in extremes), key=acc.__getitem__)
+    beats = [acc[best_mid] - acc[e] > band(best_mid, e) for e in extremes]
+    if best not in extremes and all(beats):
         verdict = "supported"
-    elif extreme_wins:
+    elif best in extremes and acc[best] - acc[best_mid] > band(best, best_mid):
         verdict = "not supported"
     else:
         verdict = "inconclusive at this scale"
-    reason = (f"the most accurate shape is {rows[best]['label']} ({pm(rows[best]['test_acc_mean'], rows[best]['test_acc_std'])}%). "
-              + "; ".join(f"{rows[best_mid]['label']} is {100 * (rows[best_mid]['test_acc_mean'] - rows[e]['test_acc_mean']):+.2f} pp "
-                          f"against {rows[e]['label']} (±{100 * noise(rows[best_mid]['test_acc_std'], rows[e]['test_acc_std'], rows[e]['n']):.2f})"
-                          for e in extremes)
-              + ". The idea holds if a balanced shape (neither extreme) beats both the deepest-narrowest and the "
-              "shallowest-widest beyond the noise band, and fails if an extreme beats every balanced one beyond it.")
+    versus = "; ".join(f"{rows[best_mid]['label']} is {100 * (acc[best_mid] - acc[e]):+.2f} pp against "
+                       f"{rows[e]['label']} (±{100 * band(best_mid, e):.2f})" for e in extremes)
+    reason = (f"the most accurate shape is {rows[best]['label']} "
+              f"({pm(rows[best]['test_acc_mean'], rows[best]['test_acc_std'])}%); {versus}. The idea holds if a "
+              "balanced shape (neither extreme) beats both the deepest-narrowest and the shallowest-widest beyond "
+              "the noise band, and fails if an extreme beats every balanced one beyond it.")
     return Outcome(COST_COLS, cells, verdict, reason, records, {"rows": rows})
 
 
@@ -187,7 +187,8 @@ def run_idea_d(sweep: Sweep, seeds: int, plot: str) -> Outcome:
     threads = timings[0]["threads"] if timings else 0
     series_plot(plot, [{"xlabel": "growth rate k (layer width, log scale)",
                         "ylabel": "achieved GFLOP/s in training (mean ± std)", "logx": True,
-                        "series": [{"label": p, "x": ks, "y": [by[(a.label, p)]["achieved_gflops_mean"] for a in WIDTHS],
+                        "series": [{"label": p, "x": ks,
+                                    "y": [by[(a.label, p)]["achieved_gflops_mean"] for a in WIDTHS],
                                     "yerr": [by[(a.label, p)]["achieved_gflops_std"] for a in WIDTHS]}
                                    for p in ("fp32", fast)]}],
                 f"Idea d: throughput per FLOP against width on {device} ({threads} threads)")
