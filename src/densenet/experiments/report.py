@@ -79,9 +79,9 @@ def run_experiments(name: str, out: str | Path, *, scale: str = "cpu", seeds: in
         outcome = exp.run(sweep, seeds, str(out / f"{n}.png"))
         report = _report(exp, outcome, sweep, seeds, time.perf_counter() - start, out)
         _write(out, report, outcome)
+        write_readme(out)  # after each experiment, so a long `all` leaves a readable report at every stage
         log(f"Verdict: {outcome.verdict}")
         reports.append(report)
-    write_readme(out)
     return reports
 
 
