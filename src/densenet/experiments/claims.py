@@ -67,6 +67,7 @@ def _matched(cost: str, seeds: int, sweep: Sweep, plot: str, limit: float, fail:
         reason = (f"reading each family's best-accuracy-for-cost frontier (log-linear between its sizes), {shown}. "
                   f"The claim holds if the ratio is at most {limit} at every matched accuracy and fails if it "
                   f"is at least {fail} at every one; the ratios here range from {best:.2f} to {worst:.2f}.")
+    reason += " " + _training_regime(sweep, rows)
     return Outcome(cols, cells, verdict, reason, records, {"ratios": ratios, "rows": rows})
 
 
@@ -76,6 +77,18 @@ def run_claim1(sweep: Sweep, seeds: int, plot: str) -> Outcome:
 
 def run_claim2(sweep: Sweep, seeds: int, plot: str) -> Outcome:
     return _matched("flops", seeds, sweep, plot, limit=0.6, fail=0.8, claim="Claim 2")
+
+
+def _training_regime(sweep: Sweep, rows: list[dict[str, Any]]) -> str:
+    """A sentence on how far the runs trained: short runs compare learning speed as much as capacity."""
+    n = sweep.scale.train_size(sweep.dataset)
+    steps = sweep.scale.epochs_for(n) * -(-n // sweep.scale.batch_size)
+    widest = max(abs(r["gap_mean"]) for r in rows)
+    if widest < 0.02:
+        return (f"Every network ends with its train accuracy within {100 * widest:.1f} pp of its test accuracy after "
+                f"{steps} optimizer steps: none has fit its training set yet, so at this scale the comparison is of "
+                "how much each network learns in a short, fixed budget, not of what it could reach.")
+    return f"The runs take {steps} optimizer steps each."
 
 
 def _fraction_sizes(sweep: Sweep) -> list[tuple[float, int]]:
