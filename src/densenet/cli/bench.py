@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from densenet.cli.common import add_common_flags, emit, info, parse_size, positive_int
+from densenet.cli.common import add_common_flags, add_threads_flag, apply_threads, emit, info, parse_size, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-compile", action="store_true", help="do not use torch.compile")
     p.add_argument("--no-channels-last", action="store_true", help="keep the NCHW memory format")
     p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads (default: PyTorch's)")
+    add_threads_flag(p)
     p.add_argument("--num-classes", type=positive_int, metavar="N", help="classifier outputs (default: the model's)")
     p.add_argument("--no-memory", action="store_true", help="skip the extra step that measures peak memory")
     add_common_flags(p)
@@ -54,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.baseline == "plain" and not args.memory_efficient:
         raise UsageError("--baseline plain compares against the model without --memory-efficient; add "
                          "--memory-efficient, or use --baseline naive")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     perf = PerfOptions(precision=args.precision, compile=False if args.no_compile else None,
                        channels_last=False if args.no_channels_last else None)
     cfg = BenchConfig(args.mode, args.model, args.batch_size, parse_size(args.input_size), steps=args.steps,

@@ -24,6 +24,21 @@ def add_common_flags(parser: argparse.ArgumentParser, json_flag: bool = True) ->
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
 
 
+def add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--threads N``: the CPU threads this process uses (per process under torchrun)."""
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help="CPU threads for this process (default: PyTorch's; on a busy or shared machine, "
+                             "fewer threads than cores avoids stalls)")
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """Honour ``--threads`` if it was given."""
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def emit(args: argparse.Namespace, document: Any, text: str) -> None:
     """Print ``document`` as JSON on stdout with ``--json``, else ``text`` for people."""
     if getattr(args, "json", False):

@@ -7,7 +7,15 @@ import json
 import time
 from pathlib import Path
 
-from densenet.cli.common import add_common_flags, emit, info, positive_float, positive_int
+from densenet.cli.common import (
+    add_common_flags,
+    add_threads_flag,
+    apply_threads,
+    emit,
+    info,
+    positive_float,
+    positive_int,
+)
 from densenet.errors import RunDirError, UsageError
 
 # flag -> (config field, argparse kwargs). Tests check every field exists in TrainConfig.
@@ -54,6 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="RUN_DIR", help="output run directory (default: runs/<preset>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (add --epochs N to extend it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads_flag(p)
     add_common_flags(p)
     p.set_defaults(func=run)
 
@@ -96,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from densenet.engine.checkpoint import CHECKPOINT_DIR, LAST
     from densenet.engine.trainer import train
 
+    apply_threads(args)
     config, run_dir = resolve_config(args)
     # Only a finished epoch makes a run worth keeping: a run killed in its first epoch can start over.
     started = (run_dir / CHECKPOINT_DIR / LAST).is_file()

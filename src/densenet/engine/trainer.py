@@ -271,6 +271,7 @@ class Trainer:
             "best_test_acc": best if rows else None,
             "device": str(self.ctx.device),
             "world_size": self.ctx.world_size,
+            "threads": torch.get_num_threads(),
             "precision": self.perf.precision,
             "compiled": self.perf.compile,
             "params": sum(p.numel() for p in self.model.parameters()),
