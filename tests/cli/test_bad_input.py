@@ -129,6 +129,18 @@ def test_invalid_option_values(flag, value, tmp_path, densenet):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="asks for a GPU that this machine must not have")
+@pytest.mark.parametrize("command", [
+    ("bench", "infer", "--model", "d2l_densenet", "--batch-size", "1", "--input-size", "1,96,96"),
+    ("experiment", "claim1-params", "--out", "EV"),
+])
+def test_asking_for_cuda_without_a_gpu(command, tmp_path, densenet):
+    args = [str(tmp_path / "ev") if a == "EV" else a for a in command]
+    message = error_line(densenet(*args, "--device", "cuda"), 2)
+    assert "--device cuda: no cuda device is available here; use --device cpu" in message
+    assert not (tmp_path / "ev").exists()
+
+
 def test_subset_larger_than_the_data(shapes_dir, tmp_path, densenet):
     run = tmp_path / "run"
     message = error_line(densenet("train", "--dataset", "image-folder", "--data-dir", str(shapes_dir),

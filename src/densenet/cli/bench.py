@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from densenet.cli.common import add_common_flags, add_threads_flag, apply_threads, emit, info, parse_size, positive_int
+from densenet.cli.common import (
+    add_common_flags,
+    add_threads_flag,
+    apply_threads,
+    emit,
+    info,
+    parse_size,
+    positive_int,
+    resolve_device,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,17 +47,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
     from densenet.engine.bench import BenchConfig, run_bench
     from densenet.engine.performance import PerfOptions
     from densenet.errors import UsageError
 
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: no CUDA device is available here; use --device cpu")
+    device = resolve_device(args.device)
     if args.warmup < 0:
         raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
     if args.baseline == "plain" and not args.memory_efficient:

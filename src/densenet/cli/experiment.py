@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from densenet.cli.common import add_common_flags, emit, info, positive_int
+from densenet.cli.common import add_common_flags, emit, info, positive_int, resolve_device
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,16 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
-    from densenet.errors import UsageError
     from densenet.experiments import run_experiments
 
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: no CUDA device is available here; use --device cpu")
+    device = resolve_device(args.device)
     reports = run_experiments(args.name, args.out, scale=args.scale, seeds=args.seeds, dataset=args.dataset,
                               data_dir=args.data_dir, device=device, jobs=args.jobs, runs_dir=args.runs_dir,
                               progress=not args.no_progress, log=info)
