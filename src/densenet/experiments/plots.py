@@ -34,10 +34,7 @@ def series_plot(path: str | Path, panels: Sequence[dict[str, Any]], title: str) 
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def bar_plot(path: str | Path, groups: Sequence[str], bars: Sequence[dict[str, Any]], ylabel: str,
@@ -55,6 +52,10 @@ def bar_plot(path: str | Path, groups: Sequence[str], bars: Sequence[dict[str, A
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title)
+    _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: str | Path) -> None:
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
