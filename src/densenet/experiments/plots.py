@@ -28,7 +28,10 @@ def series_plot(path: str | Path, panels: Sequence[dict[str, Any]], title: str) 
             ax.errorbar(s["x"], s["y"], yerr=s.get("yerr"), marker=s.get("marker", "o"), capsize=3,
                         label=s["label"], linestyle=s.get("linestyle", "-"))
         if panel.get("logx"):
+            from matplotlib.ticker import NullFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap on narrow ranges
         ax.set_xlabel(panel["xlabel"])
         ax.set_ylabel(panel["ylabel"])
         ax.grid(True, alpha=0.3)
