@@ -28,10 +28,13 @@ def series_plot(path: str | Path, panels: Sequence[dict[str, Any]], title: str) 
             ax.errorbar(s["x"], s["y"], yerr=s.get("yerr"), marker=s.get("marker", "o"), capsize=3,
                         label=s["label"], linestyle=s.get("linestyle", "-"))
         if panel.get("logx"):
-            from matplotlib.ticker import NullFormatter
+            from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
 
             ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap on narrow ranges
+            # Labels at 1, 2 and 5 times powers of ten, as 20k or 100M: default minor labels overlap.
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(panel["xlabel"])
         ax.set_ylabel(panel["ylabel"])
         ax.grid(True, alpha=0.3)
