@@ -23,7 +23,7 @@ from densenet.engine.performance import (
     resolve,
 )
 from densenet.errors import ConfigError
-from densenet.models import DenseBlock, DenseNet
+from densenet.models import DenseBlock, DenseLayer, DenseNet
 
 CPU = torch.device("cpu")
 
@@ -129,10 +129,15 @@ def test_prepare_model_keeps_the_module_and_its_state_dict_keys() -> None:
 
 def test_a_compiled_model_deep_copies_and_pickles_as_a_plain_eager_module(monkeypatch) -> None:
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)
-    model = prepare_model(_tiny(), resolve(PerfOptions(precision="fp32", compile=True), CPU))
-    assert is_compiled(model)
+    torch.manual_seed(0)
+    model = DenseNet(growth_rate=4, block_config=(2,), num_init_features=8, num_classes=3, stem="cifar",
+                     memory_efficient=True)
+    prepare_model(model, resolve(PerfOptions(precision="fp32", compile=True), CPU))
+    assert is_compiled(model) and all(m.compiled_transform for m in model.modules() if isinstance(m, DenseLayer))
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert not is_compiled(clone)
+        assert all(m.compiled_transform is None for m in clone.modules() if isinstance(m, DenseLayer))
     clone = copy.deepcopy(model)
-    assert not is_compiled(clone) and not is_compiled(pickle.loads(pickle.dumps(model)))
     x = torch.randn(2, 3, 8, 8)
     torch.testing.assert_close(clone(x), model(x))
 
@@ -181,13 +186,18 @@ def test_a_real_input_error_is_raised_not_hidden(monkeypatch) -> None:
 
 
 def test_compiled_memory_efficient_training_step_matches_eager_plain() -> None:
-    """The one compiling test: outputs, gradients and BN statistics of a compiled step equal eager ones."""
+    """The one compiling test: outputs, gradients and BN statistics of a compiled step equal eager ones,
+    with the checkpoint run eagerly around the compiled transform."""
     torch.manual_seed(0)
     plain = DenseNet(growth_rate=4, block_config=(2,), num_init_features=8, bn_size=2, num_classes=3, stem="cifar")
     fast = DenseNet(growth_rate=4, block_config=(2,), num_init_features=8, bn_size=2, num_classes=3, stem="cifar",
                     memory_efficient=True)
     fast.load_state_dict(plain.state_dict())
     prepare_model(fast, resolve(PerfOptions(precision="fp32", channels_last=True, compile=True), CPU))
+    layers = [m for m in fast.modules() if isinstance(m, DenseLayer)]
+    transform, calls = layers[0].compiled_transform, []
+    for layer in layers:  # count the compiled transform's calls: forward, then the recomputation in backward
+        layer.compiled_transform = lambda layer, x: calls.append(layer) or transform(layer, x)
     x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
     counters.clear()
     outs = []
@@ -195,8 +205,9 @@ def test_compiled_memory_efficient_training_step_matches_eager_plain() -> None:
         out = model(x)
         nn.functional.cross_entropy(out, y).backward()
         outs.append(out.detach())
-    assert is_compiled(fast), "torch.compile failed on this machine"
-    assert not counters["graph_break"], dict(counters["graph_break"])  # one graph, checkpointing included
+    assert is_compiled(fast) and not transform.failed, "torch.compile failed on this machine"
+    assert calls == layers + layers[::-1]  # each layer once forward, once more (last first) in backward
+    assert counters["stats"]["unique_graphs"] >= 2  # the model's graph(s) and the shared transform's
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-4, atol=1e-5)
     grads = dict(plain.named_parameters())
     for name, p in fast.named_parameters():

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from densenet.errors import ConfigError
+from densenet.models.layers import DenseLayer
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -206,9 +207,10 @@ def prepare_model(model: nn.Module, resolved: ResolvedPerf) -> nn.Module:
     ``nn.MaxPool2d`` layers run ATen's kernels through an opaque custom op (same results; Inductor's own
     max-pool was 10x slower here).
 
-    Memory-efficient models compile too, but Inductor's recomputation keeps more alive in backward than
-    eager checkpointing: DenseNet-BC-190 peaks at 0.42 of plain mode's memory compiled, 0.12 eager
-    (BENCHMARKS.md). Resolve with ``compile=False`` where the smallest footprint matters most.
+    In memory-efficient models, each dense layer that recomputes itself in backward runs its checkpoint
+    eagerly around one compiled :meth:`DenseLayer.transform` shared by all such layers (so the compiled
+    graph breaks at each of them): traced into the model's graph, Inductor's recomputation kept 3.5x more
+    alive in backward than eager checkpointing (BENCHMARKS.md).
 
     Args:
         model: The model, already on ``resolved.device``.
@@ -224,6 +226,11 @@ def prepare_model(model: nn.Module, resolved: ResolvedPerf) -> nn.Module:
             for module in model.modules():
                 if type(module) is nn.MaxPool2d and not module.return_indices:
                     module.forward = functools.partial(_opaque_max_pool2d, module)  # type: ignore[method-assign]
+        efficient = [m for m in model.modules() if isinstance(m, DenseLayer) and m.memory_efficient]
+        if efficient:
+            transform = CompiledForward(DenseLayer.transform, resolved.compile_mode)
+            for layer in efficient:
+                layer.compiled_transform = transform
         # What nn.Module.compile() does, with a fallback: __call__ runs _compiled_call_impl when it is set,
         # and Module.__getstate__ drops it, so copies and pickles are plain eager modules.
         model._compiled_call_impl = CompiledForward(model._call_impl, resolved.compile_mode)

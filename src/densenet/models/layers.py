@@ -8,6 +8,8 @@ torchvision's checkpoint format (``denselayer1.norm1``, ``transition1.conv``...)
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,28 +57,47 @@ class DenseLayer(nn.Module):
             self.conv2 = nn.Conv2d(inner, growth_rate, kernel_size=3, padding=1, bias=bias)
         else:
             self.conv1 = nn.Conv2d(in_channels, growth_rate, kernel_size=3, padding=1, bias=bias)
+        # A compiled DenseLayer.transform for the memory-efficient recomputation, set by
+        # densenet.engine.prepare_model; copies and pickles drop it (see __getstate__).
+        self.compiled_transform: Callable[[DenseLayer, torch.Tensor], torch.Tensor] | None = None
 
-    def _body(self, *features: torch.Tensor) -> torch.Tensor:
-        """Concat-BN-ReLU-Conv (-BN-ReLU-Conv): everything but dropout, the part memory_efficient recomputes."""
-        x = torch.cat(features, 1) if len(features) > 1 else features[0]  # (B, C0 + i*k, H, W)
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["compiled_transform"] = None  # compiled code does not copy or pickle; copies run eagerly
+        return state
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """BN-ReLU-Conv (-BN-ReLU-Conv) of the concatenated input ``x`` (B, C0 + i*k, H, W) -> (B, k, H, W)."""
         x = self.conv1(self.relu1(self.norm1(x)))  # (B, bn_size*k, H, W), or (B, k, H, W) without bottleneck
         if self.bottleneck:
             x = self.conv2(self.relu2(self.norm2(x)))  # (B, k, H, W)
         return x
 
+    def _body(self, *features: torch.Tensor) -> torch.Tensor:
+        """Concat, then :meth:`transform`: everything but dropout, the part memory_efficient recomputes."""
+        x = torch.cat(features, 1) if len(features) > 1 else features[0]  # (B, C0 + i*k, H, W)
+        if self.compiled_transform is not None and not torch.compiler.is_compiling():
+            return self.compiled_transform(self, x)
+        return self.transform(x)
+
     def forward(self, features: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         if isinstance(features, torch.Tensor):
             features = [features]
-        recompute = self.memory_efficient and self.training and torch.is_grad_enabled()
-        if recompute and any(f.requires_grad for f in features) and torch.compiler.is_compiling():
-            # Under torch.compile the partitioner recomputes the checkpointed region in backward and never
+        recompute = (self.memory_efficient and self.training and torch.is_grad_enabled()
+                     and any(f.requires_grad for f in features))
+        if not recompute:
+            out = self._body(*features)
+        elif self.compiled_transform is not None:
+            # Compiled by prepare_model: checkpoint eagerly around a compiled transform (a graph break per
+            # layer). Checkpointing traced into the whole model's graph kept 3.5x more memory (BENCHMARKS.md).
+            out = _recompute_in_backward_eagerly(self, features)
+        elif torch.compiler.is_compiling():
+            # Compiled by the caller: the partitioner recomputes the checkpointed region in backward and never
             # replays BatchNorm's running-statistics update, so plain checkpointing is exact there (and the
             # eager helper's Python-side bookkeeping would break the graph at every layer).
             out = checkpoint(self._body, *features, use_reentrant=False)
-        elif recompute and any(f.requires_grad for f in features):
-            out = _recompute_in_backward(self, features)
         else:
-            out = self._body(*features)
+            out = _recompute_in_backward(self, features)
         if self.drop_rate > 0:
             out = F.dropout(out, p=self.drop_rate, training=self.training)
         return out  # (B, k, H, W)
@@ -112,7 +133,13 @@ def _recompute_in_backward(layer: DenseLayer, features: list[torch.Tensor]) -> t
                 m.num_batches_tracked.copy_(count)
 
     # The body draws no random numbers (dropout runs outside it), so there is no RNG state to replay.
-    return checkpoint(body, *features, use_reentrant=False, preserve_rng_state=False)
+    # No early stop: it ends the recomputation by raising through the body, which a compiled transform's
+    # fallback to eager would take for a compiler failure.
+    return checkpoint(body, *features, use_reentrant=False, preserve_rng_state=False, early_stop=False)
+
+
+# Run by torch.compile'd models as a graph break: the checkpoint runs eagerly, the transform inside it compiled.
+_recompute_in_backward_eagerly = torch.compiler.disable(_recompute_in_backward)
 
 
 class DenseBlock(nn.ModuleDict):
