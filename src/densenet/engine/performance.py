@@ -207,10 +207,10 @@ def prepare_model(model: nn.Module, resolved: ResolvedPerf) -> nn.Module:
     ``nn.MaxPool2d`` layers run ATen's kernels through an opaque custom op (same results; Inductor's own
     max-pool was 10x slower here).
 
-    In memory-efficient models, each dense layer that recomputes itself in backward runs its checkpoint
-    eagerly around one compiled :meth:`DenseLayer.transform` shared by all such layers (so the compiled
-    graph breaks at each of them): traced into the model's graph, Inductor's recomputation kept 3.5x more
-    alive in backward than eager checkpointing (BENCHMARKS.md).
+    Memory-efficient models are not compiled whole: traced into the model's graph, Inductor's recomputation
+    kept 3.5x more alive in backward than eager checkpointing (BENCHMARKS.md). Their dense layers share one
+    compiled :meth:`DenseLayer.transform` (BN-ReLU-Conv; one graph per layer width, as parameter shapes are
+    static) and checkpoint eagerly around it; the stem and transitions run eagerly.
 
     Args:
         model: The model, already on ``resolved.device``.
@@ -228,19 +228,22 @@ def prepare_model(model: nn.Module, resolved: ResolvedPerf) -> nn.Module:
                     module.forward = functools.partial(_opaque_max_pool2d, module)  # type: ignore[method-assign]
         efficient = [m for m in model.modules() if isinstance(m, DenseLayer) and m.memory_efficient]
         if efficient:
-            transform = CompiledForward(DenseLayer.transform, resolved.compile_mode)
+            # Up to a training and an evaluation graph per width, and a few more for other batch shapes.
+            transform = CompiledForward(DenseLayer.transform, resolved.compile_mode, max_graphs=2 * len(efficient) + 8)
             for layer in efficient:
                 layer.compiled_transform = transform
-        # What nn.Module.compile() does, with a fallback: __call__ runs _compiled_call_impl when it is set,
-        # and Module.__getstate__ drops it, so copies and pickles are plain eager modules.
-        model._compiled_call_impl = CompiledForward(model._call_impl, resolved.compile_mode)
+        else:
+            # What nn.Module.compile() does, with a fallback: __call__ runs _compiled_call_impl when it is set,
+            # and Module.__getstate__ drops it, so copies and pickles are plain eager modules.
+            model._compiled_call_impl = CompiledForward(model._call_impl, resolved.compile_mode)
     return model
 
 
 def is_compiled(model: nn.Module) -> bool:
-    """Whether :func:`prepare_model` compiled ``model`` and compilation has not failed (yet)."""
-    compiled = model.__dict__.get("_compiled_call_impl")
-    return isinstance(compiled, CompiledForward) and not compiled.failed
+    """Whether :func:`prepare_model` compiled ``model`` (or its dense layers) and compilation has not failed."""
+    compiled = [model.__dict__.get("_compiled_call_impl")]
+    compiled += [m.compiled_transform for m in model.modules() if isinstance(m, DenseLayer)]
+    return any(isinstance(c, CompiledForward) and not c.failed for c in compiled)
 
 
 class CompiledForward:
@@ -253,11 +256,14 @@ class CompiledForward:
     Args:
         eager: The eager call (a module's bound ``_call_impl``).
         mode: ``torch.compile``'s mode, ``None`` for its default.
+        max_graphs: How many graphs Dynamo may compile for ``eager`` (its recompile limit, 8 by default):
+            one function shared by modules of different shapes needs one per shape.
     """
 
-    def __init__(self, eager: Callable[..., Any], mode: str | None = None) -> None:
+    def __init__(self, eager: Callable[..., Any], mode: str | None = None, max_graphs: int | None = None) -> None:
         self.eager = eager
         self.failed = False
+        self.max_graphs = max_graphs
         try:
             self.compiled: Callable[..., Any] = torch.compile(eager, mode=mode)
         except Exception as exc:  # e.g. an unsupported Python version
@@ -267,6 +273,9 @@ class CompiledForward:
         if self.failed:
             return self.eager(*args, **kwargs)
         try:
+            if self.max_graphs is not None:
+                with torch._dynamo.config.patch(recompile_limit=max(self.max_graphs, 8)):
+                    return self.compiled(*args, **kwargs)
             return self.compiled(*args, **kwargs)
         except Exception as exc:
             out = self.eager(*args, **kwargs)  # raises the caller's error if it was not the compiler's
