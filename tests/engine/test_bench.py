@@ -84,6 +84,26 @@ def test_memory_efficient_mode_needs_far_less_memory_than_plain() -> None:
     assert (peak_efficient - params) < (peak_plain - params) / 2, (peak_efficient, peak_plain)
 
 
+def test_compiled_memory_efficient_mode_keeps_eager_checkpointing_memory() -> None:
+    # Compiled whole, the checkpoints kept 0.42 of plain's memory on BC-190 (BENCHMARKS.md, result 3);
+    # the shared compiled transform inside eager checkpoints has to keep what eager checkpointing keeps.
+    cfg = _config(model="densenet_bc100_k12", model_kwargs={"block_config": (8,)}, memory_efficient=True,
+                  baseline="plain", batch_size=8, perf=PerfOptions(precision="fp32", compile=True))
+    efficient, plain = build_variants(cfg)
+    for v in (efficient, plain):
+        v.step()  # warm: compiles
+    assert efficient.model.features.denseblock1.denselayer1.compiled_transform is not None
+    assert plain.model.__dict__.get("_compiled_call_impl") is not None
+    eager = build_variants(_config(model="densenet_bc100_k12", model_kwargs={"block_config": (8,)},
+                                   memory_efficient=True, batch_size=8))[0]
+    eager.step()
+    params = sum(p.numel() * 4 for p in plain.model.parameters())
+    peak_efficient, peak_plain, peak_eager = (peak_step_memory(v, torch.device("cpu"))[0] - params
+                                              for v in (efficient, plain, eager))
+    assert peak_efficient < peak_plain / 2, (peak_efficient, peak_plain)
+    assert peak_efficient < 1.25 * peak_eager, (peak_efficient, peak_eager)
+
+
 def test_bad_config_is_reported() -> None:
     with pytest.raises(ConfigError, match="mode must be one of"):
         _config(mode="eval")
