@@ -228,8 +228,9 @@ def prepare_model(model: nn.Module, resolved: ResolvedPerf) -> nn.Module:
                     module.forward = functools.partial(_opaque_max_pool2d, module)  # type: ignore[method-assign]
         efficient = [m for m in model.modules() if isinstance(m, DenseLayer) and m.memory_efficient]
         if efficient:
-            # Up to a training and an evaluation graph per width, and a few more for other batch shapes.
-            transform = CompiledForward(DenseLayer.transform, resolved.compile_mode, max_graphs=2 * len(efficient) + 8)
+            # Per width: a training and an evaluation graph, each static, then one with a dynamic batch size
+            # once a last, smaller batch arrives.
+            transform = CompiledForward(DenseLayer.transform, resolved.compile_mode, max_graphs=4 * len(efficient) + 8)
             for layer in efficient:
                 layer.compiled_transform = transform
         else:
