@@ -87,16 +87,12 @@ class DenseLayer(nn.Module):
                      and any(f.requires_grad for f in features))
         if not recompute:
             out = self._body(*features)
-        elif self.compiled_transform is not None:
-            # Compiled by prepare_model: checkpoint eagerly around a compiled transform (a graph break per
-            # layer). Checkpointing traced into the whole model's graph kept 3.5x more memory (BENCHMARKS.md).
-            out = _recompute_in_backward_eagerly(self, features)
         elif torch.compiler.is_compiling():
             # Compiled by the caller: the partitioner recomputes the checkpointed region in backward and never
             # replays BatchNorm's running-statistics update, so plain checkpointing is exact there (and the
             # eager helper's Python-side bookkeeping would break the graph at every layer).
             out = checkpoint(self._body, *features, use_reentrant=False)
-        else:
+        else:  # eager; prepare_model's compiled transform, if set, runs inside the checkpoint (see _body)
             out = _recompute_in_backward(self, features)
         if self.drop_rate > 0:
             out = F.dropout(out, p=self.drop_rate, training=self.training)
@@ -136,10 +132,6 @@ def _recompute_in_backward(layer: DenseLayer, features: list[torch.Tensor]) -> t
     # No early stop: it ends the recomputation by raising through the body, which a compiled transform's
     # fallback to eager would take for a compiler failure.
     return checkpoint(body, *features, use_reentrant=False, preserve_rng_state=False, early_stop=False)
-
-
-# Run by torch.compile'd models as a graph break: the checkpoint runs eagerly, the transform inside it compiled.
-_recompute_in_backward_eagerly = torch.compiler.disable(_recompute_in_backward)
 
 
 class DenseBlock(nn.ModuleDict):
