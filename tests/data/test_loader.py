@@ -106,6 +106,24 @@ def test_augmentation_is_reproducible_per_epoch() -> None:
     assert not torch.equal(torch.cat([x for x, _ in BatchLoader(ds, 40, augment=augment)]), plain)
 
 
+def test_resume_at_a_batch_continues_the_pass_exactly() -> None:
+    images = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    ds = ImageDataset(images, torch.arange(40) % 3, ["a", "b", "c"], (0.5,) * 3, (0.2,) * 3, "rgb")
+    augment = Augment(crop_padding=2, hflip=0.5, erasing=0.5)
+    whole = BatchLoader(ds, 8, shuffle=True, seed=1, augment=augment)
+    whole.set_epoch(2)
+    expected = list(whole)
+    resumed = BatchLoader(ds, 8, shuffle=True, seed=1, augment=augment)
+    resumed.set_epoch(2)
+    resumed.resume_at(3)
+    rest = list(resumed)
+    assert len(rest) == 2 and resumed.batches_done == 5
+    assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(expected[3:], rest))
+    assert len(list(resumed)) == 5  # only that one pass is shortened
+    with pytest.raises(ValueError, match="batch 6 of an epoch of 5"):
+        resumed.resume_at(6)
+
+
 def test_custom_augment_callables() -> None:
     calls: list[torch.dtype] = []
 

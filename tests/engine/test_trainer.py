@@ -43,26 +43,61 @@ def test_short_run_clearly_beats_chance_and_writes_the_run_directory(tmp_path, f
     assert card["preprocessing"]["image_size"] == 32 and card["preprocessing"]["channels"] == 1
 
 
-def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, fashion_dir):
-    # fp32 on the CPU with augmentation on, so shuffling, crop and flip streams must all resume exactly.
-    cfg = small_config(fashion_dir, **{"run.precision": "fp32", "data.train_subset": 640, "data.test_subset": 100,
-                                       "data.random_crop_padding": 2, "data.hflip": True, "run.epochs": 3,
-                                       "optim.momentum": 0.9, "optim.schedule": "cosine"})
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # same reduction order in both runs
-    try:
-        train(cfg, tmp_path / "full", progress=False)
-        stopped = Trainer(cfg, tmp_path / "split", progress=False).fit(stop_after=1)
-        assert stopped["interrupted"] and stopped["epochs"] == 1
-        assert len((tmp_path / "split" / "metrics.jsonl").read_text().splitlines()) == 1
-        train(cfg, tmp_path / "split", resume=True, progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    a = load_file(tmp_path / "full" / "model.safetensors")
-    b = load_file(tmp_path / "split" / "model.safetensors")
+CHECKPOINT_KEYS = {"epoch", "model", "optimizer", "scheduler", "scaler", "rng", "config", "best_test_acc",
+                   "metrics", "partial"}
+
+
+def resume_config(fashion_dir):
+    # fp32 on the CPU, with dropout (the global torch RNG) and crop, flip and erasing (the loader's
+    # augmentation stream) on, so every random stream must resume exactly.
+    return small_config(fashion_dir, **{"run.precision": "fp32", "data.train_subset": 640, "data.test_subset": 100,
+                                        "data.random_crop_padding": 2, "data.hflip": True, "data.random_erasing": 0.5,
+                                        "model.kwargs": {"drop_rate": 0.2}, "run.epochs": 3,
+                                        "optim.momentum": 0.9, "optim.schedule": "cosine"})
+
+
+def assert_same_run(a_dir, b_dir):
+    a = load_file(a_dir / "model.safetensors")
+    b = load_file(b_dir / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    rows = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3]
+    rows_a = [json.loads(r) for r in (a_dir / "metrics.jsonl").read_text().splitlines()]
+    rows_b = [json.loads(r) for r in (b_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows_b] == [1, 2, 3]
+    for key in ("loss", "train_acc", "test_acc", "test_loss", "examples", "lr"):
+        assert [r[key] for r in rows_a] == [r[key] for r in rows_b], key
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # same reduction order in every run
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, fashion_dir, one_thread):
+    cfg = resume_config(fashion_dir)
+    train(cfg, tmp_path / "full", progress=False)
+    stopped = Trainer(cfg, tmp_path / "split", progress=False).fit(stop_after=1)
+    assert stopped["interrupted"] and stopped["epochs"] == 1
+    assert len((tmp_path / "split" / "metrics.jsonl").read_text().splitlines()) == 1
+    state = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)
+    assert set(state) == CHECKPOINT_KEYS and state["epoch"] == 1 and state["partial"] is None
+    assert set(state["rng"]) >= {"torch", "numpy", "python"} and state["config"] == cfg.to_dict()
+    train(cfg, tmp_path / "split", resume=True, progress=False)
+    assert_same_run(tmp_path / "full", tmp_path / "split")
+
+
+def test_run_interrupted_mid_epoch_saves_its_batches_and_resumes_bit_identical(tmp_path, fashion_dir, one_thread):
+    cfg = resume_config(fashion_dir)  # 640 images at batch 64: 10 batches an epoch
+    train(cfg, tmp_path / "full", progress=False)
+    stopped = Trainer(cfg, tmp_path / "split", progress=False).fit(interrupt_at=(2, 4))
+    assert stopped["interrupted"] and stopped["epochs"] == 1
+    state = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["partial"]["epoch"] == 2 and state["partial"]["batches"] == 4
+    assert state["partial"]["count"] == 4 * 64
+    train(cfg, tmp_path / "split", resume=True, progress=False)
+    assert_same_run(tmp_path / "full", tmp_path / "split")
 
 
 def test_divergence_from_the_start_leaves_no_half_written_files(tmp_path, fashion_dir):
@@ -128,6 +163,9 @@ def test_sigint_saves_and_exits_cleanly_then_resume_finishes(tmp_path, fashion_d
     assert "Traceback" not in err and "--resume" in err
     done = len((run / "metrics.jsonl").read_text().splitlines())
     assert done >= 1
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)  # Ctrl-C saved the epoch's batches
+    assert state["epoch"] == done and state["partial"]["epoch"] == done + 1 and state["partial"]["batches"] >= 1
+    assert f"interrupted in epoch {done + 1} after {state['partial']['batches']} of 20 batches" in err
     result = run_cli("train", "--resume", str(run), "--epochs", str(done + 1), "--no-progress")
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(r)["epoch"] for r in (run / "metrics.jsonl").read_text().splitlines()]

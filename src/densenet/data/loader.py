@@ -131,6 +131,8 @@ class BatchLoader:
         self.transforms = _as_transforms(augment)
         self.sampler = sampler
         self.epoch = 0
+        self.batches_done = 0  # batches of the current pass handed out so far
+        self._start_batch = 0
         channels = dataset.channels
         self.mean = dataset.mean if normalize else (0.0,) * channels
         self.std = dataset.std if normalize else (1.0,) * channels
@@ -156,6 +158,13 @@ class BatchLoader:
         self.epoch = epoch
         if self.sampler is not None and hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
+
+    def resume_at(self, batches: int) -> None:
+        """Make the next pass over the current epoch start at batch ``batches``, as if the earlier ones
+        had been taken: its order and augmentation draws are those of an uninterrupted pass."""
+        if not 0 <= batches <= len(self):
+            raise ValueError(f"cannot resume at batch {batches} of an epoch of {len(self)} batches")
+        self._start_batch = batches
 
     def epoch_order(self, epoch: int) -> torch.Tensor:
         """The dataset indices, in order, that epoch ``epoch`` visits (int64, CPU)."""
@@ -193,12 +202,25 @@ class BatchLoader:
             x = transform(x, generator)
         return normalize_batch(x, self.mean, self.std, self.dtype, self.memory_format), y
 
+    def _replay(self, index: torch.Tensor, generator: torch.Generator) -> None:
+        """Draw a skipped batch's augmentation, discarding it, so the stream goes on where it was."""
+        x = self._images.index_select(0, index.to(self._images.device))
+        for transform in self.transforms:
+            transform(x, generator)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        epoch = self.epoch
+        epoch, start = self.epoch, self._start_batch
+        self._start_batch, self.batches_done = 0, start
         order = self.epoch_order(epoch)
         generator = self._augment_generator(epoch) if self.transforms else None
         for batch in range(len(self)):
-            yield self._batch(order[batch * self.batch_size : (batch + 1) * self.batch_size], generator)
+            index = order[batch * self.batch_size : (batch + 1) * self.batch_size]
+            if batch < start:
+                if generator is not None:
+                    self._replay(index, generator)
+                continue
+            self.batches_done = batch + 1
+            yield self._batch(index, generator)
         self.epoch = epoch + 1
         if self.sampler is not None and hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(self.epoch)

@@ -2,7 +2,8 @@
 
 ``train(config, run_dir)`` is the Python API behind ``densenet train``. Per epoch it trains on
 shuffled batches, measures test accuracy in eval mode, then writes an atomic checkpoint,
-a ``metrics.jsonl`` row and the curves PNG. Loss and train accuracy are running averages
+a ``metrics.jsonl`` row and the curves PNG. Ctrl-C (or SIGTERM) mid-epoch writes a checkpoint
+of the batches done so far, and ``--resume`` goes on from the next batch. Loss and train accuracy are running averages
 over the epoch's minibatches in train mode, as the textbook reports them.
 """
 
@@ -12,7 +13,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,21 @@ class EpochStats:
     train_acc: float
     examples: int
     train_seconds: float
+
+
+@dataclass
+class PartialEpoch:
+    """Where an interrupted epoch stopped; a Ctrl-C checkpoint carries it so resume goes on mid-epoch.
+
+    The sums are over every rank; ``seconds`` is one rank's training time so far.
+    """
+
+    epoch: int
+    batches: int
+    loss_sum: float
+    correct: float
+    count: int
+    seconds: float
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
@@ -129,18 +145,21 @@ class Trainer:
         return state
 
     # -- the loop ----------------------------------------------------------------------------------
-    def fit(self, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
+    def fit(self, resume: bool = False, stop_after: int | None = None,
+            interrupt_at: tuple[int, int] | None = None) -> dict[str, Any]:
         """Train (or continue from the run directory's last checkpoint) and return the summary.
 
         Args:
-            resume: Continue from ``checkpoints/last.pt``.
+            resume: Continue from ``checkpoints/last.pt`` (mid-epoch if Ctrl-C wrote it).
             stop_after: Stop after this epoch as an interruption would (the run stays resumable).
+            interrupt_at: ``(epoch, batch)``: act as if Ctrl-C came right after that batch (1-based).
         """
         cfg = self.config
         state = self._setup(resume)
         rows: list[dict[str, Any]] = list(state["metrics"]) if state else []
         start = state["epoch"] if state else 0
         best = state.get("best_test_acc", -1.0) if state else -1.0
+        partial = PartialEpoch(**state["partial"]) if state and state.get("partial") else None
         elapsed0 = rows[-1]["elapsed_s"] if rows else 0.0
         metrics = MetricsLog(self.run_dir)
         tb = TensorBoardLog(self.run_dir) if self.ctx.is_main else None
@@ -161,11 +180,16 @@ class Trainer:
                 if stop_after is not None and epoch > stop_after:
                     self.interrupted = True
                     break
-                stats = self._train_epoch(epoch, interrupts)
-                if stats is None:  # interrupted mid-epoch: the last complete epoch's checkpoint stays
+                stop_batch = interrupt_at[1] if interrupt_at and interrupt_at[0] == epoch else None
+                stats = self._train_epoch(epoch, interrupts, partial, stop_batch)
+                partial = None
+                if isinstance(stats, PartialEpoch):  # interrupted mid-epoch: save what it did
                     self.interrupted = True
-                    self.log(f"interrupted: stopped in epoch {epoch}; the checkpoint of epoch {epoch - 1} is kept. "
-                             f"Continue with: densenet train --resume {self.run_dir}")
+                    if self.ctx.is_main:
+                        ckpt.save_checkpoint(self.run_dir, self._state(epoch - 1, rows, best, stats), is_best=False)
+                    self.log(f"interrupted in epoch {epoch} after {stats.batches} of "
+                             f"{len(self.data.train_loader)} batches; saved to {self.run_dir}/checkpoints/"
+                             f"{ckpt.LAST}. Continue with: densenet train --resume {self.run_dir}")
                     break
                 if not self.step_schedule:
                     self.scheduler.step()
@@ -190,15 +214,23 @@ class Trainer:
             tb.close()
         return self._finish(rows, examples, train_seconds, best)
 
-    def _train_epoch(self, epoch: int, interrupts: GracefulInterrupts) -> EpochStats | None:
+    def _train_epoch(self, epoch: int, interrupts: GracefulInterrupts, partial: PartialEpoch | None = None,
+                     stop_batch: int | None = None) -> EpochStats | PartialEpoch:
+        """Train one epoch (from ``partial``'s next batch when resuming one); a :class:`PartialEpoch` if
+        interrupted."""
         loader = self.data.train_loader
         loader.set_epoch(epoch)
+        if partial is not None:
+            loader.resume_at(partial.batches)
         self.net.train()
         device = self.ctx.device
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.float64, device=device)
-        count, seconds = 0, 0.0
-        bar = _progress_bar(len(loader), f"epoch {epoch}/{self.config.run.epochs}", self.progress)
+        carried = partial is not None and self.ctx.is_main  # rank 0 carries the sums of the batches done
+        loss_sum = torch.tensor(partial.loss_sum if carried else 0.0, dtype=torch.float64, device=device)
+        correct = torch.tensor(partial.correct if carried else 0.0, dtype=torch.float64, device=device)
+        count = partial.count if carried else 0
+        seconds = partial.seconds if partial is not None else 0.0
+        bar = _progress_bar(len(loader), f"epoch {epoch}/{self.config.run.epochs}", self.progress,
+                            initial=partial.batches if partial is not None else 0)
         for x, y in loader:
             t = time.perf_counter()
             loss, logits = self._step(x, y)
@@ -212,14 +244,16 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{(correct / count).item():.3f}",
                                 img_s=f"{count / seconds:.0f}", refresh=False)
-            if broadcast_flag(interrupts.requested and interrupts.immediate, self.ctx):
+            stop = interrupts.requested and interrupts.immediate or loader.batches_done == stop_batch
+            if broadcast_flag(stop, self.ctx) and loader.batches_done < len(loader):
                 if bar is not None:
                     bar.close()
-                return None
+                sums = self._sum_over_ranks(loss_sum, correct, count)
+                return PartialEpoch(epoch, loader.batches_done, sums[0].item(), sums[1].item(), int(sums[2].item()),
+                                    seconds)
         if bar is not None:
             bar.close()
-        sums = all_reduce_sum(torch.stack([loss_sum, correct, torch.tensor(float(count), dtype=torch.float64,
-                                                                            device=device)]), self.ctx)
+        sums = self._sum_over_ranks(loss_sum, correct, count)
         total = sums[2].item()
         mean_loss = sums[0].item() / total
         if not math.isfinite(mean_loss):
@@ -227,6 +261,10 @@ class Trainer:
                                   f"(epoch {epoch - 1}) is kept. Lower --lr (now {self.config.optim.lr}) or use "
                                   "--precision fp32, then start again")
         return EpochStats(mean_loss, sums[1].item() / total, int(total), seconds * self.ctx.world_size)
+
+    def _sum_over_ranks(self, loss_sum: torch.Tensor, correct: torch.Tensor, count: int) -> torch.Tensor:
+        count_t = torch.tensor(float(count), dtype=torch.float64, device=self.ctx.device)
+        return all_reduce_sum(torch.stack([loss_sum, correct, count_t]), self.ctx)
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with autocast_context(self.perf):
@@ -250,17 +288,22 @@ class Trainer:
     # -- output ------------------------------------------------------------------------------------
     def _save_epoch(self, epoch: int, rows: list[dict[str, Any]], best: float, is_best: bool,
                     metrics: MetricsLog, tb: TensorBoardLog | None) -> None:
-        state = {
-            "epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": ckpt.rng_state(), "config": self.config.to_dict(), "best_test_acc": best, "metrics": rows,
-        }
-        ckpt.save_checkpoint(self.run_dir, state, is_best)  # checkpoint first: it is what resume trusts
+        ckpt.save_checkpoint(self.run_dir, self._state(epoch, rows, best), is_best)  # first: resume trusts it
         metrics.append(rows[-1])
         plot_curves(rows, self.run_dir / CURVES_FILE)
         if tb is not None:
             tb.log(rows[-1])
+
+    def _state(self, epoch: int, rows: list[dict[str, Any]], best: float,
+               partial: PartialEpoch | None = None) -> dict[str, Any]:
+        """The resumable state after ``epoch`` complete epochs (and ``partial``'s batches of the next)."""
+        return {
+            "epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": ckpt.rng_state(), "config": self.config.to_dict(), "best_test_acc": best, "metrics": rows,
+            "partial": asdict(partial) if partial is not None else None,
+        }
 
     def _finish(self, rows: list[dict[str, Any]], examples: int, train_seconds: float, best: float) -> dict[str, Any]:
         last = rows[-1] if rows else {}
@@ -302,9 +345,10 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
-def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
+def _progress_bar(total: int, desc: str, enabled: bool, initial: int = 0) -> Any:
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True, mininterval=1.0)
+    return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False, dynamic_ncols=True,
+                mininterval=1.0)
