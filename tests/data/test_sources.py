@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import http.server
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from densenet.data import sources
+from densenet.data import load_dataset, sources
 from densenet.data.idx import read_idx, write_idx
 from densenet.data.sources import DATASETS, ensure_dataset, get_spec, locate_dataset
 from densenet.errors import ChecksumError, ConfigError, DatasetNotFoundError
@@ -226,3 +228,29 @@ def test_download_unreachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, h
     with pytest.raises(DatasetNotFoundError, match="(?s)could not download .*127.0.0.1:9"):
         locate_dataset("tiny", download=True, cache_dir=tmp_path / "cache", timeout=2)
     assert list((tmp_path / "cache" / "tiny").iterdir()) == []
+
+
+def test_cifar_archive_download_is_verified_then_read(server: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      helpers, cifar_spec) -> None:
+    url, www = server
+    written = helpers.write_cifar(tmp_path / "made", cifar_spec)
+    helpers.make_tar(tmp_path / "made", cifar_spec).rename(www / cifar_spec.cifar.archive)
+    spec = helpers.register_cifar(monkeypatch, cifar_spec, tmp_path / "made")
+    archive_md5 = helpers.md5_of(www / cifar_spec.cifar.archive)
+    monkeypatch.setitem(sources.DATASETS, spec.name,
+                        dataclasses.replace(spec, mirrors=(url,), md5={cifar_spec.cifar.archive: archive_md5}))
+    cache = tmp_path / "cache"
+    folder = locate_dataset(cifar_spec.name, download=True, cache_dir=cache, timeout=5)
+    assert [p.name for p in folder.iterdir()] == [cifar_spec.cifar.archive]
+    test = load_dataset(cifar_spec.name, "test", folder)
+    assert test.labels.tolist() == written["test"][1].tolist() and test.classes == list(cifar_spec.classes)
+
+    # A corrupted download is refused and nothing is left behind.
+    shutil.rmtree(cache)
+    data = bytearray((www / cifar_spec.cifar.archive).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (www / cifar_spec.cifar.archive).write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match=f"{cifar_spec.cifar.archive}.*{archive_md5}"):
+        locate_dataset(cifar_spec.name, download=True, cache_dir=cache, timeout=5)
+    left = list((cache / cifar_spec.name).iterdir()) if (cache / cifar_spec.name).exists() else []
+    assert left == []

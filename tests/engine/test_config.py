@@ -32,6 +32,43 @@ def test_recommended_preset_is_a_better_recipe_for_the_same_network():
     assert (c.optim.schedule, c.optim.warmup_epochs, c.optim.label_smoothing) == ("cosine", 1, 0.1)
 
 
+def lr_at(config, epochs):
+    from densenet.engine.setup import lr_factor
+
+    return [config.optim.lr * lr_factor(config, e) for e in epochs]
+
+
+@pytest.mark.parametrize(("name", "dataset", "augmented"), [
+    ("densenet-cifar10", "cifar-10", True), ("densenet-cifar100", "cifar-100", True),
+    ("densenet-cifar10-noaug", "cifar-10", False), ("densenet-cifar100-noaug", "cifar-100", False),
+])
+def test_cifar_presets_are_the_papers_recipe(name, dataset, augmented):
+    c = load_preset(name)
+    assert (c.model.name, c.data.dataset) == ("densenet_bc100_k12", dataset)
+    assert (c.data.resize, c.data.normalize) == (None, True)
+    assert (c.optim.momentum, c.optim.nesterov, c.optim.weight_decay) == (0.9, True, 1e-4)
+    assert (c.run.batch_size, c.run.epochs, c.optim.schedule) == (64, 300, "step")
+    # lr 0.1, divided by 10 at 50% and 75% of the 300 epochs
+    assert lr_at(c, [0, 149, 150, 224, 225, 299]) == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    if augmented:  # crop with 4-pixel padding and flips, no dropout
+        assert (c.data.random_crop_padding, c.data.hflip, c.model.kwargs.get("drop_rate", 0.0)) == (4, True, 0.0)
+    else:  # no augmentation: dropout 0.2 instead
+        assert (c.data.random_crop_padding, c.data.hflip, c.model.kwargs["drop_rate"]) == (0, False, 0.2)
+
+
+def test_imagenet_preset_is_the_papers_recipe():
+    c = load_preset("densenet121-imagenet")
+    assert (c.model.name, c.data.dataset, c.data.resize) == ("densenet121", "image-folder", 224)
+    assert (c.run.batch_size, c.run.epochs, c.optim.momentum, c.optim.weight_decay) == (256, 90, 0.9, 1e-4)
+    assert lr_at(c, [0, 29, 30, 59, 60, 89]) == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_warmup_ramps_into_the_schedule():
+    c = load_preset("densenet-fashion-mnist")  # one warm-up epoch into a cosine over the other nine
+    assert c.optim.warmup_epochs == 1
+    assert lr_at(c, [0.0, 0.5, 1.0, 5.5, 10.0]) == pytest.approx([0.05, 0.075, 0.1, 0.05, 0.0], abs=1e-12)
+
+
 @pytest.mark.parametrize("per", ["epoch", "step"])
 def test_cosine_schedule_updates_per_epoch_or_per_step(per):
     import torch

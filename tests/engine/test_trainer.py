@@ -170,3 +170,40 @@ def test_sigint_saves_and_exits_cleanly_then_resume_finishes(tmp_path, fashion_d
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(r)["epoch"] for r in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows == list(range(1, done + 2))
+
+
+def test_best_checkpoint_keeps_the_best_epoch_and_last_the_latest(tmp_path, fashion_dir, monkeypatch):
+    # Real training; only the test accuracy each epoch reports is scripted, so epoch 2 is the best.
+    scripted = iter([0.50, 0.70, 0.60])
+    real = trainer_module.evaluate
+
+    def evaluate(*args, **kwargs):
+        return {**real(*args, **kwargs), "accuracy": next(scripted)}
+
+    monkeypatch.setattr(trainer_module, "evaluate", evaluate)
+    run = tmp_path / "run"
+    cfg = small_config(fashion_dir, **{"data.train_subset": 256, "data.test_subset": 64, "run.epochs": 3})
+    summary = train(cfg, run, progress=False)
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    last = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert (best["epoch"], best["best_test_acc"]) == (2, 0.70)
+    assert (last["epoch"], last["best_test_acc"]) == (3, 0.70)
+    assert not torch.equal(best["model"]["classifier.weight"], last["model"]["classifier.weight"])
+    assert summary["best_test_acc"] == 0.70
+
+
+def test_label_smoothing_is_the_loss_that_trains(tmp_path, fashion_dir):
+    eps = 0.1
+    cfg = small_config(fashion_dir, **{"data.train_subset": 128, "data.test_subset": 64, "run.epochs": 1,
+                                       "run.precision": "fp32", "optim.label_smoothing": eps})
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    trainer._setup(resume=False)
+    x, y = next(iter(trainer.data.train_loader))
+    with torch.no_grad():
+        log_p = torch.log_softmax(trainer.net(x).float(), dim=1)  # the step's logits, before it updates
+    # (1 - eps) on the true class, eps spread evenly over all ten
+    expected = -((1 - eps) * log_p.gather(1, y[:, None]).squeeze(1) + eps * log_p.mean(1)).mean()
+    loss, _ = trainer._step(x, y)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    plain = -log_p.gather(1, y[:, None]).mean()
+    assert abs(plain.item() - expected.item()) > 1e-3
