@@ -1,14 +1,15 @@
 """The sweep runner on real Fashion-MNIST: configuration, caching by hash, reuse and resume."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from densenet.engine.trainer import Trainer
 from densenet.errors import ConfigError
 from densenet.experiments.base import DENSENET_FAMILY, RESNET_FAMILY, densenet, resnet
-from densenet.experiments.scales import SCALES, get_scale
-from densenet.experiments.sweep import RunSpec, Sweep, config_hash
+from densenet.experiments.scales import SCALES, Scale, get_scale
+from densenet.experiments.sweep import BenchSpec, RunSpec, Sweep, config_hash
 
 
 def make_sweep(tmp_path, fashion_dir, scale="tiny"):
@@ -82,3 +83,52 @@ def test_runs_train_once_then_are_reused_and_an_interrupted_one_resumes(tmp_path
     # A run that died after its last checkpoint but before its summary trains again rather than failing.
     summary_file.unlink()
     assert sweep.train(specs[2:])[0]["test_acc"] == first[2]["test_acc"]
+
+
+def test_bench_times_once_then_reads_its_cache(tmp_path, fashion_dir, monkeypatch):
+    import densenet.engine.bench as bench
+
+    sweep = make_sweep(tmp_path, fashion_dir)
+    spec = BenchSpec(densenet(4, (1, 1, 1)), "fp32", 0)
+    calls = []
+    real = bench.run_bench
+    monkeypatch.setattr(bench, "run_bench", lambda cfg: calls.append(cfg) or real(cfg))
+    first = sweep.bench([spec])[0]
+    assert len(calls) == 1 and first["images_per_s"] > 0 and first["precision"] == "fp32" and first["repeat"] == 0
+    assert first["achieved_gflops"] == pytest.approx(first["images_per_s"] * 3 * first["flops"] / 1e9)
+    cached = list((tmp_path / "store" / "bench").glob("*.json"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+
+    again = sweep.bench([spec])[0]
+    assert len(calls) == 1  # read back, not timed again
+    assert again == first and cached[0].stat().st_mtime_ns == stamp
+    # Another repeat is another measurement: it is timed, and cached beside the first.
+    sweep.bench([BenchSpec(spec.arch, "fp32", 1)])
+    assert len(calls) == 2 and len(list((tmp_path / "store" / "bench").glob("*.json"))) == 2
+
+
+def test_a_run_trained_for_one_experiment_is_reused_by_another(tmp_path, fashion_dir):
+    from densenet.experiments.report import EXPERIMENTS
+
+    # A pocket scale (claim 3 on 60 and 120 images, 64 test images) keeps the two experiments' runs quick.
+    pocket = Scale(name="pocket", dataset="fashion-mnist", train_images=256, test_images=64, budget=120, max_epochs=2,
+                   batch_size=64, fractions=(0.001, 0.002), augment_padding=2, bench_batch=8, bench_steps=1,
+                   description="test")
+    sweep = Sweep(root=tmp_path / "store", scale=pocket, dataset="fashion-mnist", data_dir=str(fashion_dir),
+                  device="cpu", progress=False)
+    claim3 = EXPERIMENTS["claim3-overfitting"].run(sweep, 1, str(tmp_path / "claim3.png")).records
+    assert len(claim3) == 4 and not any(r["reused"] for r in claim3)
+    shared = {r["label"]: r for r in claim3 if r["train_images"] == 60}
+    stamps = {lab: (Path(r["run"]) / "summary.json").stat().st_mtime_ns for lab, r in shared.items()}
+
+    claim4 = EXPERIMENTS["claim4-augmentation"].run(sweep, 1, str(tmp_path / "claim4.png")).records
+    assert [(r["label"], r["augment"]) for r in claim4] == [(lab, aug) for lab in shared for aug in (True, False)]
+    for r in claim4:
+        assert r["train_images"] == 60
+        if r["augment"]:
+            assert r["reused"] is False and r["run"] not in {s["run"] for s in shared.values()}
+        else:  # claim 3's run on the same images with the same recipe: read back, not trained again
+            assert r["reused"] is True and r["run"] == shared[r["label"]]["run"]
+            assert r["test_acc"] == shared[r["label"]]["test_acc"]
+            assert (Path(r["run"]) / "summary.json").stat().st_mtime_ns == stamps[r["label"]]

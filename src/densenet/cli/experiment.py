@@ -14,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "experiment", help="test the seed's claims and ideas by experiment",
         description="Run an experiment (or `all`), reusing the runs it already has under OUT/runs, and write "
-        "OUT/NAME.json, NAME.csv, NAME.png and OUT/README.md with a Verdict line. Experiments: "
+        "OUT/NAME.json, NAME.csv, NAME.png and OUT/README.md with a Verdict line. With --from-records, train and "
+        "time nothing: redraw those files from the raw records already in OUT/NAME.json. Experiments: "
         + ", ".join(list_experiments()) + ". Scales: "
         + "; ".join(f"{s.name}: {s.description}" for s in SCALES.values()))
     p.add_argument("name", metavar="NAME", help="all, an experiment name, or a unique prefix such as claim1 or idea-a")
@@ -28,6 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
                    help="training runs in parallel, each with its share of the CPU threads (default 1)")
     p.add_argument("--runs-dir", metavar="DIR", help="where runs and timings are cached (default: OUT/runs)")
+    p.add_argument("--from-records", action="store_true",
+                   help="train and time nothing: re-render OUT/README.md and each NAME.json summary and verdict, "
+                   "NAME.csv and NAME.png from the raw records stored in OUT/NAME.json by an earlier run of the same "
+                   "command (same --scale, --seeds, --dataset, --device, --jobs); refused if they do not match what "
+                   "the experiment makes now")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common_flags(p)
     p.set_defaults(func=run)
@@ -40,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     reports = run_experiments(args.name, args.out, scale=args.scale, seeds=args.seeds, dataset=args.dataset,
                               data_dir=args.data_dir, device=device, jobs=args.jobs, runs_dir=args.runs_dir,
-                              progress=not args.no_progress, log=info)
+                              progress=not args.no_progress, log=info, from_records=args.from_records)
     doc = [{k: r[k] for k in ("name", "verdict", "reason", "command", "runs")} for r in reports]
     emit(args, doc, "\n".join(f"{r['name']}: Verdict: {r['verdict']}" for r in reports)
          + f"\nreport: {args.out}/README.md")

@@ -1,4 +1,4 @@
-"""Statistics the verdicts rest on: means over seeds, noise bands, and matched-accuracy costs."""
+"""Statistics the verdicts rest on: means over seeds, medians over timing repeats, noise bands, matched costs."""
 
 from __future__ import annotations
 
@@ -33,6 +33,33 @@ def aggregate(records: Iterable[dict[str, Any]], by: Sequence[str],
         row["n"] = len(members)
         for m in metrics:
             row[f"{m}_mean"], row[f"{m}_std"] = mean_std([r[m] for r in members])
+        rows.append(row)
+    return rows
+
+
+def summarize_repeats(records: Iterable[dict[str, Any]], by: Sequence[str],
+                      metrics: Sequence[str] = ("images_per_s",)) -> list[dict[str, Any]]:
+    """Group timing records by the ``by`` fields (first-seen order); median, min and max of each metric.
+
+    Timings on a shared machine are noisy and one slow or fast repeat can move a mean far, so
+    repeats are summarised by their median, with the min-max range beside it. Each row keeps the
+    ``by`` fields, ``family``, ``params``, ``flops`` and ``threads`` of its group, ``n`` (the number of
+    repeats), ``<metric>_median``, ``<metric>_min`` and ``<metric>_max``.
+    """
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(tuple(_hashable(r[k]) for k in by), []).append(r)
+    rows = []
+    for members in groups.values():
+        first = members[0]
+        row = {k: first[k] for k in by}
+        for k in ("family", "params", "flops", "threads"):
+            if k in first:
+                row[k] = first[k]
+        row["n"] = len(members)
+        for m in metrics:
+            values = [r[m] for r in members]
+            row[f"{m}_median"], row[f"{m}_min"], row[f"{m}_max"] = statistics.median(values), min(values), max(values)
         rows.append(row)
     return rows
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from densenet.experiments.sweep import Arch, Sweep
+from densenet.experiments.sweep import Arch, BenchSpec, RunSpec, Sweep
 
 VERDICTS = ("supported", "not supported", "inconclusive at this scale")
 
@@ -39,6 +39,14 @@ DENSENET_PAIR = densenet(12, (4, 4, 4))
 RESNET_PAIR = resnet((2, 2, 2), 12)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What an experiment measures: training runs, then timings (records come back in this order)."""
+
+    runs: tuple[RunSpec, ...] = ()
+    benches: tuple[BenchSpec, ...] = ()
+
+
 @dataclass
 class Outcome:
     """What an experiment found: a table, a verdict with its reason, and the data behind them."""
@@ -49,6 +57,7 @@ class Outcome:
     reason: str
     records: list[dict[str, Any]] = field(default_factory=list)  # one per run or timing
     summary: dict[str, Any] = field(default_factory=dict)  # the figures the verdict rests on
+    aggregation: str = ""  # how the table and figure summarise seeds or repeats, in one sentence
 
     def __post_init__(self) -> None:
         assert self.verdict in VERDICTS, self.verdict
@@ -59,8 +68,16 @@ class Experiment:
     name: str
     title: str
     question: str
-    setup: str  # what runs, independent of scale; the scale's own description is added
-    run: Callable[[Sweep, int, str], Outcome]  # (sweep, seeds, plot path) -> outcome
+    setup: str  # what runs, independent of scale; the conditions of the scale are added by the report
+    plan: Callable[[Sweep, int], Plan]  # (sweep, seeds) -> the runs and timings it needs
+    analyze: Callable[[Sweep, int, list[dict[str, Any]], str], Outcome]  # (sweep, seeds, records, plot) -> outcome
+
+    def run(self, sweep: Sweep, seeds: int, plot: str) -> Outcome:
+        """Train and time what the plan needs (reusing what exists), then analyze the records."""
+        plan = self.plan(sweep, seeds)
+        trained = sweep.train(list(plan.runs)) if plan.runs else []
+        timed = sweep.bench(list(plan.benches)) if plan.benches else []
+        return self.analyze(sweep, seeds, trained + timed, plot)
 
 
 def pct(x: float) -> str:
@@ -69,6 +86,22 @@ def pct(x: float) -> str:
 
 def pm(mean: float, std: float, scale: float = 100.0, digits: int = 2) -> str:
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+
+
+def seeds_note(seeds: int) -> str:
+    """How accuracies are summarised, for axis labels and table notes."""
+    return f"mean ± std over {seeds} seed{'s' if seeds != 1 else ''}"
+
+
+def repeats_note(n: int) -> str:
+    """How timings are summarised, for axis labels and table notes."""
+    return f"median (min–max) of {n} timing repeat{'s' if n != 1 else ''}"
+
+
+def med(row: dict[str, Any], metric: str, digits: int = 0) -> str:
+    """``median (min–max)`` of a row from :func:`~densenet.experiments.analysis.summarize_repeats`."""
+    return (f"{row[metric + '_median']:.{digits}f} ({row[metric + '_min']:.{digits}f}–"
+            f"{row[metric + '_max']:.{digits}f})")
 
 
 def kilo(n: float) -> str:

@@ -12,19 +12,21 @@ from densenet.experiments.base import (
     RESNET_PAIR,
     Experiment,
     Outcome,
+    Plan,
     kilo,
     mega,
     pm,
+    seeds_note,
 )
 from densenet.experiments.plots import bar_plot, series_plot
 from densenet.experiments.scales import dataset_train_size
 from densenet.experiments.sweep import RunSpec, Sweep
 
 
-def _family_runs(sweep: Sweep, seeds: int) -> list[dict[str, Any]]:
+def plan_families(sweep: Sweep, seeds: int) -> Plan:
+    """Claims 1 and 2: both families on the standard training set."""
     n = sweep.scale.train_size(sweep.dataset)
-    specs = [RunSpec(a, s, n) for a in (*DENSENET_FAMILY, *RESNET_FAMILY) for s in range(seeds)]
-    return sweep.train(specs)
+    return Plan(tuple(RunSpec(a, s, n) for a in (*DENSENET_FAMILY, *RESNET_FAMILY) for s in range(seeds)))
 
 
 def _family_table(rows: list[dict[str, Any]]) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
@@ -36,8 +38,8 @@ def _family_table(rows: list[dict[str, Any]]) -> tuple[list[tuple[str, str]], li
     return cols, cells
 
 
-def _matched(cost: str, seeds: int, sweep: Sweep, plot: str, limit: float, fail: float, claim: str) -> Outcome:
-    records = _family_runs(sweep, seeds)
+def _matched(cost: str, seeds: int, sweep: Sweep, records: list[dict[str, Any]], plot: str, limit: float,
+             fail: float, claim: str) -> Outcome:
     rows = aggregate(records, ["label"])
     dn = [(r[cost], r["test_acc_mean"]) for r in rows if r["family"] == "densenet"]
     rn = [(r[cost], r["test_acc_mean"]) for r in rows if r["family"] == "resnet"]
@@ -47,8 +49,8 @@ def _matched(cost: str, seeds: int, sweep: Sweep, plot: str, limit: float, fail:
                "y": [100 * r["test_acc_mean"] for r in rows if r["family"] == key],
                "yerr": [100 * r["test_acc_std"] for r in rows if r["family"] == key]}
               for fam, key in (("DenseNet-BC", "densenet"), ("ResNet", "resnet"))]
-    series_plot(plot, [{"xlabel": name + " (log scale)", "ylabel": "test accuracy % (mean ± std)", "logx": True,
-                        "series": series}], f"{claim}: accuracy against {name}")
+    series_plot(plot, [{"xlabel": name + " (log scale)", "ylabel": f"test accuracy % ({seeds_note(seeds)})",
+                        "logx": True, "series": series}], f"{claim}: accuracy against {name}")
     cols, cells = _family_table(rows)
     if not ratios:
         verdict, reason = "inconclusive at this scale", (
@@ -68,15 +70,16 @@ def _matched(cost: str, seeds: int, sweep: Sweep, plot: str, limit: float, fail:
                   f"The claim holds if the ratio is at most {limit} at every matched accuracy and fails if it "
                   f"is at least {fail} at every one; the ratios here range from {best:.2f} to {worst:.2f}.")
     reason += " " + _training_regime(sweep, rows)
-    return Outcome(cols, cells, verdict, reason, records, {"ratios": ratios, "rows": rows})
+    return Outcome(cols, cells, verdict, reason, records, {"ratios": ratios, "rows": rows},
+                   f"Accuracies are {seeds_note(seeds)}.")
 
 
-def run_claim1(sweep: Sweep, seeds: int, plot: str) -> Outcome:
-    return _matched("params", seeds, sweep, plot, limit=0.5, fail=0.75, claim="Claim 1")
+def analyze_claim1(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot: str) -> Outcome:
+    return _matched("params", seeds, sweep, records, plot, limit=0.5, fail=0.75, claim="Claim 1")
 
 
-def run_claim2(sweep: Sweep, seeds: int, plot: str) -> Outcome:
-    return _matched("flops", seeds, sweep, plot, limit=0.6, fail=0.8, claim="Claim 2")
+def analyze_claim2(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot: str) -> Outcome:
+    return _matched("flops", seeds, sweep, records, plot, limit=0.6, fail=0.8, claim="Claim 2")
 
 
 def _training_regime(sweep: Sweep, rows: list[dict[str, Any]]) -> str:
@@ -96,10 +99,13 @@ def _fraction_sizes(sweep: Sweep) -> list[tuple[float, int]]:
     return [(f, max(1, round(f * full))) for f in sweep.scale.fractions]
 
 
-def run_claim3(sweep: Sweep, seeds: int, plot: str) -> Outcome:
+def plan_claim3(sweep: Sweep, seeds: int) -> Plan:
+    return Plan(tuple(RunSpec(a, s, n) for _, n in _fraction_sizes(sweep) for a in (DENSENET_PAIR, RESNET_PAIR)
+                      for s in range(seeds)))
+
+
+def analyze_claim3(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot: str) -> Outcome:
     sizes = _fraction_sizes(sweep)
-    specs = [RunSpec(a, s, n) for _, n in sizes for a in (DENSENET_PAIR, RESNET_PAIR) for s in range(seeds)]
-    records = sweep.train(specs)
     rows = aggregate(records, ["label", "train_images"])
     by = {(r["family"], r["train_images"]): r for r in rows}
     cols = [("fraction", "training data"), ("epochs", "epochs"), ("dn_test", "DenseNet test acc %"),
@@ -116,10 +122,11 @@ def run_claim3(sweep: Sweep, seeds: int, plot: str) -> Outcome:
     xs = [n for _, n in sizes]
     fam = (("DenseNet", "densenet"), ("ResNet", "resnet"))
     series_plot(plot, [
-        {"xlabel": "training images (log scale)", "ylabel": "train acc - test acc, pp", "logx": True,
+        {"xlabel": "training images (log scale)", "ylabel": f"train acc - test acc, pp ({seeds_note(seeds)})",
+         "logx": True,
          "series": [{"label": lab, "x": xs, "y": [100 * by[(k, n)]["gap_mean"] for n in xs],
                      "yerr": [100 * by[(k, n)]["gap_std"] for n in xs]} for lab, k in fam]},
-        {"xlabel": "training images (log scale)", "ylabel": "test accuracy %", "logx": True,
+        {"xlabel": "training images (log scale)", "ylabel": f"test accuracy % ({seeds_note(seeds)})", "logx": True,
          "series": [{"label": lab, "x": xs, "y": [100 * by[(k, n)]["test_acc_mean"] for n in xs],
                      "yerr": [100 * by[(k, n)]["test_acc_std"] for n in xs]} for lab, k in fam]},
     ], f"Claim 3: overfitting against training-set size ({DENSENET_PAIR.label} vs {RESNET_PAIR.label})")
@@ -144,32 +151,37 @@ def run_claim3(sweep: Sweep, seeds: int, plot: str) -> Outcome:
               "DenseNet's train-test gap is smaller beyond the noise band (two standard errors over seeds) at every "
               "fraction without a lower test accuracy; it fails if its gap is larger, or its test accuracy lower, "
               "at every such fraction.")
-    return Outcome(cols, cells, verdict, reason, records, {"rows": rows})
+    return Outcome(cols, cells, verdict, reason, records, {"rows": rows},
+                   f"Accuracies and gaps are {seeds_note(seeds)}.")
 
 
-def run_claim4(sweep: Sweep, seeds: int, plot: str) -> Outcome:
+def plan_claim4(sweep: Sweep, seeds: int) -> Plan:
     # The smallest fraction of claim 3: the networks overfit most there, so augmentation has most to prevent.
     _, n = _fraction_sizes(sweep)[0]
-    specs = [RunSpec(a, s, n, augment=aug) for a in (DENSENET_PAIR, RESNET_PAIR) for aug in (True, False)
-             for s in range(seeds)]
-    records = sweep.train(specs)
+    return Plan(tuple(RunSpec(a, s, n, augment=aug) for a in (DENSENET_PAIR, RESNET_PAIR) for aug in (True, False)
+                      for s in range(seeds)))
+
+
+def analyze_claim4(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot: str) -> Outcome:
+    _, n = _fraction_sizes(sweep)[0]
     rows = aggregate(records, ["label", "augment"])
     by = {(r["family"], r["augment"]): r for r in rows}
     drops = {}
     cols = [("label", "model"), ("aug", "with augmentation, test %"), ("plain", "without, test %"),
-            ("drop", "drop without augmentation (pp)")]
+            ("drop", "drop without augmentation, pp (± combined std)")]
     cells = []
     for fam in ("densenet", "resnet"):
         a, p = by[(fam, True)], by[(fam, False)]
         drop = a["test_acc_mean"] - p["test_acc_mean"]
         drops[fam] = (drop, (a["test_acc_std"] ** 2 + p["test_acc_std"] ** 2) ** 0.5, a["n"])
         cells.append({"label": a["label"], "aug": pm(a["test_acc_mean"], a["test_acc_std"]),
-                      "plain": pm(p["test_acc_mean"], p["test_acc_std"]), "drop": f"{100 * drop:+.2f}"})
+                      "plain": pm(p["test_acc_mean"], p["test_acc_std"]),
+                      "drop": f"{100 * drop:+.2f} ± {100 * drops[fam][1]:.2f}"})
     bar_plot(plot, [c["label"] for c in cells],
              [{"label": lab, "y": [100 * by[(fam, aug)]["test_acc_mean"] for fam in ("densenet", "resnet")],
                "yerr": [100 * by[(fam, aug)]["test_acc_std"] for fam in ("densenet", "resnet")]}
               for lab, aug in (("with augmentation", True), ("without", False))],
-             "test accuracy % (mean ± std)", f"Claim 4: augmentation on {n:,} training images")
+             f"test accuracy % ({seeds_note(seeds)})", f"Claim 4: augmentation on {n:,} training images")
     (dd, sd, k), (dr, sr, _) = drops["densenet"], drops["resnet"]
     band = noise(sd, sr, k)
     diff = dr - dd
@@ -192,7 +204,9 @@ def run_claim4(sweep: Sweep, seeds: int, plot: str) -> Outcome:
         reason += (" Here augmentation helps neither network beyond its own noise band, so there is no drop to "
                    "compare: at this budget the augmented images slow learning more than they prevent overfitting, "
                    "and the claim is not put to the test.")
-    return Outcome(cols, cells, verdict, reason, records, {"rows": rows, "drops": drops})
+    return Outcome(cols, cells, verdict, reason, records, {"rows": rows, "drops": drops},
+                   f"Accuracies are {seeds_note(seeds)}; a drop's ± is the two arms' stds combined "
+                   "(square root of the sum of squares).")
 
 
 CLAIMS = [
@@ -202,13 +216,13 @@ CLAIMS = [
         "Four DenseNet-BC sizes (" + ", ".join(a.label for a in DENSENET_FAMILY) + ") and five ResNet sizes ("
         + ", ".join(a.label for a in RESNET_FAMILY) + "), all trained with the same recipe. Each family's "
         "accuracy-for-parameters frontier is read at three accuracies both families reach.",
-        run_claim1),
+        plan_families, analyze_claim1),
     Experiment(
         "claim2-flops", "Claim 2: DenseNet needs about half of ResNet's compute for the same accuracy",
         "At matched test accuracy, does a DenseNet need about half (at most 0.6x) the forward FLOPs of a ResNet?",
         "The same runs as claim 1, read against forward FLOPs per image (torch.utils.flop_counter, a "
         "multiply-add counting 2).",
-        run_claim2),
+        plan_families, analyze_claim2),
     Experiment(
         "claim3-overfitting", "Claim 3: DenseNet resists overfitting, especially with little training data",
         "With little training data, is DenseNet's train-test gap smaller than a ResNet's of similar size, "
@@ -216,7 +230,7 @@ CLAIMS = [
         f"{DENSENET_PAIR.label} against {RESNET_PAIR.label} (about 100k parameters each), trained on the first "
         "1%, 5%, 20% and 100% of the training set; smaller sets get more epochs so that every run sees about "
         "the same number of images. The gap is the last epoch's running train accuracy minus the test accuracy.",
-        run_claim3),
+        plan_claim3, analyze_claim3),
     Experiment(
         "claim4-augmentation", "Claim 4: DenseNet generalizes better without data augmentation",
         "Without data augmentation, does ResNet lose more test accuracy than DenseNet?",
@@ -224,5 +238,5 @@ CLAIMS = [
         "the networks overfit most there, so augmentation has the most to prevent), with and without random crops "
         "and horizontal flips. The seed's setting is CIFAR-100; at cpu scale it is Fashion-MNIST "
         "(`--scale full --dataset cifar-100` runs the seed's).",
-        run_claim4),
+        plan_claim4, analyze_claim4),
 ]

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from densenet.experiments.analysis import accuracy_at_cost, aggregate, mean_std, noise
-from densenet.experiments.base import Experiment, Outcome, densenet, kilo, mega, pm
+from densenet.experiments.analysis import accuracy_at_cost, aggregate, mean_std, noise, summarize_repeats
+from densenet.experiments.base import (
+    Experiment,
+    Outcome,
+    Plan,
+    densenet,
+    kilo,
+    med,
+    mega,
+    pm,
+    repeats_note,
+    seeds_note,
+)
 from densenet.experiments.plots import series_plot
 from densenet.experiments.sweep import BenchSpec, RunSpec, Sweep
 
@@ -18,9 +30,17 @@ WIDTHS = [densenet(k, (4, 4, 4)) for k in (4, 8, 12, 24, 48)]
 NARROW_K = 12  # the paper's growth rate, compared against the widest
 
 
-def _standard(sweep: Sweep, archs: list[Any], seeds: int) -> list[dict[str, Any]]:
+def _standard(sweep: Sweep, archs: list[Any], seeds: int) -> tuple[RunSpec, ...]:
     n = sweep.scale.train_size(sweep.dataset)
-    return sweep.train([RunSpec(a, s, n) for a in archs for s in range(seeds)])
+    return tuple(RunSpec(a, s, n) for a in archs for s in range(seeds))
+
+
+def _bottleneck_archs() -> list[Any]:
+    return [densenet(k, b, bottleneck=bn) for k, b in BOTTLENECK_PAIRS for bn in (True, False)]
+
+
+def plan_idea_a(sweep: Sweep, seeds: int) -> Plan:
+    return Plan(_standard(sweep, _bottleneck_archs(), seeds))
 
 
 def _cost_cells(r: dict[str, Any]) -> dict[str, Any]:
@@ -31,9 +51,7 @@ def _cost_cells(r: dict[str, Any]) -> dict[str, Any]:
 COST_COLS = [("label", "model"), ("params", "params"), ("flops", "forward FLOPs"), ("test", "test acc %")]
 
 
-def run_idea_a(sweep: Sweep, seeds: int, plot: str) -> Outcome:
-    archs = [densenet(k, b, bottleneck=bn) for k, b in BOTTLENECK_PAIRS for bn in (True, False)]
-    records = _standard(sweep, archs, seeds)
+def analyze_idea_a(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot: str) -> Outcome:
     rows = {r["label"]: r for r in aggregate(records, ["label"])}
     cells, notes, good, bad = [], [], 0, 0
     for k, b in BOTTLENECK_PAIRS:
@@ -57,8 +75,8 @@ def run_idea_a(sweep: Sweep, seeds: int, plot: str) -> Outcome:
     good += pb < pc and fb < fc
     bad += not (pb < pc and fb < fc)
     pairs = [(rows[densenet(k, b).label], rows[densenet(k, b, bottleneck=False).label]) for k, b in BOTTLENECK_PAIRS]
-    series_plot(plot, [{"xlabel": "forward FLOPs (log scale)", "ylabel": "test accuracy % (mean ± std)", "logx": True,
-                        "series": [{"label": f"{p[0]['label']} / -C", "x": [p[0]["flops"], p[1]["flops"]],
+    series_plot(plot, [{"xlabel": "forward FLOPs (log scale)", "ylabel": f"test accuracy % ({seeds_note(seeds)})",
+                        "logx": True, "series": [{"label": f"{p[0]['label']} / -C", "x": [p[0]["flops"], p[1]["flops"]],
                                     "y": [100 * p[0]["test_acc_mean"], 100 * p[1]["test_acc_mean"]],
                                     "yerr": [100 * p[0]["test_acc_std"], 100 * p[1]["test_acc_std"]]}
                                    for p in pairs]}],
@@ -70,72 +88,145 @@ def run_idea_a(sweep: Sweep, seeds: int, plot: str) -> Outcome:
               "so at none. "
               "A layer's bottleneck maps its input to 4k channels before the 3x3 conv, so it only saves when the "
               "layer's input has more than about 4k channels, which needs deep blocks.")
-    return Outcome(COST_COLS, cells, verdict, reason, records, {"rows": list(rows.values())})
+    return Outcome(COST_COLS, cells, verdict, reason, records, {"rows": list(rows.values())},
+                   f"Accuracies are {seeds_note(seeds)}.")
 
 
-def run_idea_b(sweep: Sweep, seeds: int, plot: str) -> Outcome:
-    records = _standard(sweep, CONSTANT + DOUBLING, seeds)
-    rows = {r["label"]: r for r in aggregate(records, ["label"])}
+def plan_idea_b(sweep: Sweep, seeds: int) -> Plan:
     precision = _fast_precision(sweep)
-    timings = sweep.bench([BenchSpec(a, precision, i) for a in CONSTANT + DOUBLING for i in range(seeds)])
-    speed = {r["label"]: r for r in aggregate(timings, ["label"], metrics=("images_per_s",))}
-    cols = [*COST_COLS, ("ips", f"train images/s ({precision})")]
-    cells = []
-    for a in CONSTANT + DOUBLING:
-        r, t = rows[a.label], speed[a.label]
-        cells.append({**_cost_cells(r), "ips": f"{t['images_per_s_mean']:.0f} ± {t['images_per_s_std']:.0f}"})
-    const = [(rows[a.label]["flops"], rows[a.label]["test_acc_mean"]) for a in CONSTANT]
+    return Plan(_standard(sweep, CONSTANT + DOUBLING, seeds),
+                tuple(BenchSpec(a, precision, i) for a in CONSTANT + DOUBLING for i in range(seeds)))
+
+
+def _at_equal_cost(rows: dict[str, Any], cost: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """Each doubling network's accuracy minus constant growth's at its cost, with the noise band.
+
+    Constant growth is read log-linearly between its sizes; a doubling network outside the constant
+    family's cost range is left out (no extrapolation).
+    """
+    const = [(cost[a.label], rows[a.label]["test_acc_mean"]) for a in CONSTANT]
     const_std = mean_std([rows[a.label]["test_acc_std"] for a in CONSTANT])[0]
-    const_t = [(1 / speed[a.label]["images_per_s_mean"], rows[a.label]["test_acc_mean"]) for a in CONSTANT]
-    notes, wins, losses, compared, tnotes = [], 0, 0, 0, []
+    out = {}
+    for a in DOUBLING:
+        r, ref = rows[a.label], accuracy_at_cost(const, cost[a.label])
+        if ref is not None:
+            out[a.label] = (r["test_acc_mean"] - ref, noise(r["test_acc_std"], const_std, r["n"]))
+    return out
+
+
+def _params_at_equal_flops(rows: dict[str, Any]) -> list[tuple[str, float, int, float]]:
+    """(label, FLOPs, its params, constant growth's params at those FLOPs, log-log) for doubling networks."""
+    const = [(rows[a.label]["flops"], math.log(rows[a.label]["params"])) for a in CONSTANT]
+    out = []
     for a in DOUBLING:
         r = rows[a.label]
         ref = accuracy_at_cost(const, r["flops"])
-        if ref is None:
-            notes.append(f"{a.label} ({mega(r['flops'])} FLOPs) lies outside the constant-growth FLOPs range")
-            continue
-        compared += 1
-        band = noise(r["test_acc_std"], const_std, r["n"])
-        diff = r["test_acc_mean"] - ref
-        wins += diff > band
-        losses += diff < -band
-        notes.append(f"{a.label} is {100 * diff:+.2f} pp against constant growth at its FLOPs (±{100 * band:.2f})")
-        tref = accuracy_at_cost(const_t, 1 / speed[a.label]["images_per_s_mean"])
-        if tref is not None:
-            tnotes.append(f"{a.label} {100 * (r['test_acc_mean'] - tref):+.2f} pp")
+        if ref is not None:
+            out.append((a.label, r["flops"], r["params"], math.exp(ref)))
+    return out
+
+
+def analyze_idea_b(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot: str) -> Outcome:
+    trained = [r for r in records if "test_acc" in r]
+    timings = [r for r in records if "images_per_s" in r]
+    rows = {r["label"]: r for r in aggregate(trained, ["label"])}
+    speed = {r["label"]: r for r in summarize_repeats(timings, ["label"])}
+    precision, repeats = _fast_precision(sweep), speed[CONSTANT[0].label]["n"]
+    at_flops = _at_equal_cost(rows, {lab: r["flops"] for lab, r in rows.items()})
+    # Measured cost per image: seconds per training image, from the median of the timing repeats.
+    at_time = _at_equal_cost(rows, {lab: 1 / t["images_per_s_median"] for lab, t in speed.items()})
+    fastest = max(CONSTANT, key=lambda a: speed[a.label]["images_per_s_median"])
+    slowest = min(CONSTANT, key=lambda a: speed[a.label]["images_per_s_median"])
+
+    def versus(found: dict[str, tuple[float, float]], label: str, outside: str) -> str:
+        if label in found:
+            return f"{100 * found[label][0]:+.2f} ± {100 * found[label][1]:.2f}"
+        return "reference" if label in {a.label for a in CONSTANT} else outside
+
+    def speed_outside(label: str) -> str:
+        faster = speed[label]["images_per_s_median"] > speed[fastest.label]["images_per_s_median"]
+        return f"not compared: {'faster' if faster else 'slower'} (median) than every constant network"
+
+    cols = [*COST_COLS, ("ips", f"train images/s, {precision}: {repeats_note(repeats)}"),
+            ("flops_vs", "vs constant growth at equal FLOPs, pp (± noise band)"),
+            ("time_vs", "vs constant growth at equal measured speed, pp (± noise band)")]
+    cells = [{**_cost_cells(rows[a.label]), "ips": med(speed[a.label], "images_per_s"),
+              "flops_vs": versus(at_flops, a.label, "not compared: outside the constant networks' FLOPs"),
+              "time_vs": versus(at_time, a.label, speed_outside(a.label))} for a in CONSTANT + DOUBLING]
     fam = (("constant growth", CONSTANT), ("doubling per stage", DOUBLING))
+    by_speed = [(lab, sorted(archs, key=lambda a: speed[a.label]["images_per_s_median"])) for lab, archs in fam]
     series_plot(plot, [
-        {"xlabel": "forward FLOPs (log scale)", "ylabel": "test accuracy % (mean ± std)", "logx": True,
+        {"xlabel": "forward FLOPs (log scale)", "ylabel": f"test accuracy % ({seeds_note(seeds)})", "logx": True,
          "series": [{"label": lab, "x": [rows[a.label]["flops"] for a in archs],
                      "y": [100 * rows[a.label]["test_acc_mean"] for a in archs],
                      "yerr": [100 * rows[a.label]["test_acc_std"] for a in archs]} for lab, archs in fam]},
-        {"xlabel": f"measured training images/s ({precision}, log scale)", "ylabel": "test accuracy %", "logx": True,
-         "series": [{"label": lab, "x": [speed[a.label]["images_per_s_mean"] for a in archs],
+        {"xlabel": f"training images/s ({precision}, log scale)\n{repeats_note(repeats)}",
+         "ylabel": f"test accuracy % ({seeds_note(seeds)})", "logx": True,
+         "series": [{"label": lab, "x": [speed[a.label]["images_per_s_median"] for a in archs],
+                     "xerr": [[speed[a.label]["images_per_s_median"] - speed[a.label]["images_per_s_min"]
+                               for a in archs],
+                              [speed[a.label]["images_per_s_max"] - speed[a.label]["images_per_s_median"]
+                               for a in archs]],
                      "y": [100 * rows[a.label]["test_acc_mean"] for a in archs],
-                     "yerr": [100 * rows[a.label]["test_acc_std"] for a in archs]} for lab, archs in fam]},
+                     "yerr": [100 * rows[a.label]["test_acc_std"] for a in archs]} for lab, archs in by_speed]},
     ], "Idea b: growth rate doubling after each transition")
-    if compared and wins == compared:
+    wins = {k: sum(d > b for d, b in f.values()) for k, f in (("flops", at_flops), ("time", at_time))}
+    losses = {k: sum(d < -b for d, b in f.values()) for k, f in (("flops", at_flops), ("time", at_time))}
+    if at_flops and at_time and wins["flops"] == len(at_flops) and wins["time"] == len(at_time):
         verdict = "supported"
-    elif compared and losses == compared:
+    elif (at_flops and losses["flops"] == len(at_flops)) or (at_time and losses["time"] == len(at_time)):
         verdict = "not supported"
     else:
         verdict = "inconclusive at this scale"
-    reason = ("; ".join(notes) + ". The idea holds if every doubling network inside the constant family's FLOPs "
-              "range is more accurate than constant growth at the same FLOPs (log-linear between constant-growth "
-              "sizes) beyond the noise band, and fails if every one is less accurate beyond it. At the same "
-              "measured training time per image instead of FLOPs: "
-              + ("; ".join(tnotes) if tnotes else "no doubling network falls inside the constant family's range")
-              + ".")
-    return Outcome(cols, cells, verdict, reason, records + timings, {"rows": list(rows.values()),
-                                                                      "timings": list(speed.values())})
+    reason = _idea_b_reason(rows, speed, at_flops, at_time, fastest, slowest, precision, repeats)
+    return Outcome(cols, cells, verdict, reason, records,
+                   {"rows": list(rows.values()), "timings": list(speed.values()),
+                    "at_equal_flops": at_flops, "at_equal_speed": at_time,
+                    "params_at_equal_flops": _params_at_equal_flops(rows)},
+                   f"Accuracies are {seeds_note(seeds)}; throughput is the {repeats_note(repeats)} (timings on a "
+                   "shared machine are noisy, so one fast or slow repeat does not move the figure); ± beside a "
+                   "difference at equal cost is its noise band, two standard errors over seeds.")
 
 
-def run_idea_c(sweep: Sweep, seeds: int, plot: str) -> Outcome:
-    records = _standard(sweep, SHAPES, seeds)
+def _idea_b_reason(rows: dict[str, Any], speed: dict[str, Any], at_flops: dict[str, tuple[float, float]],
+                   at_time: dict[str, tuple[float, float]], fastest: Any, slowest: Any, precision: str,
+                   repeats: int) -> str:
+    def listed(found: dict[str, tuple[float, float]]) -> str:
+        return "; ".join(f"{lab} {100 * d:+.2f} pp (±{100 * b:.2f})" for lab, (d, b) in found.items()) or "none"
+
+    outside = [a.label for a in DOUBLING if a.label not in at_time]
+    lo, hi = speed[slowest.label]["images_per_s_median"], speed[fastest.label]["images_per_s_median"]
+    f = speed[fastest.label]
+    text = (f"at equal forward FLOPs (constant growth read log-linearly between its sizes), against constant "
+            f"growth: {listed(at_flops)}. At equal measured training speed ({precision} images/s, the median of "
+            f"{repeats} timing repeats, read the same way): {listed(at_time)}.")
+    if outside:
+        text += (" " + " and ".join(f"{lab} ({speed[lab]['images_per_s_median']:.0f} images/s)" for lab in outside)
+                 + f" lie outside the constant networks' measured speeds ({lo:.0f} to {hi:.0f} images/s; the fastest,"
+                 f" {fastest.label}, has repeats from {f['images_per_s_min']:.0f} to {f['images_per_s_max']:.0f}), "
+                 "so no constant network runs at their speed and the equal-time comparison cannot be made for "
+                 f"{'it' if len(outside) == 1 else 'them'}.")
+    params = _params_at_equal_flops(rows)
+    if params and all(p > q for _, _, p, q in params):
+        text += (" At equal FLOPs the doubling networks carry more parameters than constant growth: "
+                 + "; ".join(f"{kilo(p)} against {kilo(q)} at {mega(fl)} FLOPs" for _, fl, p, q in params)
+                 + " (constant growth read log-log between its sizes).")
+    return text + (" The idea holds if every doubling network inside the constant family's range is more accurate "
+                   "than constant growth beyond the noise band both at equal FLOPs and at equal measured speed, with "
+                   "at least one network compared each way; it fails if every doubling network compared is less "
+                   "accurate beyond it at equal FLOPs or at equal speed.")
+
+
+def plan_idea_c(sweep: Sweep, seeds: int) -> Plan:
+    return Plan(_standard(sweep, SHAPES, seeds))
+
+
+def analyze_idea_c(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot: str) -> Outcome:
     rows = [r for a in SHAPES for r in aggregate(records, ["label"]) if r["label"] == a.label]
     cells = [_cost_cells(r) for r in rows]
     depth = [sum(a.kwargs["block_config"]) for a in SHAPES]
-    series_plot(plot, [{"xlabel": "dense layers in all blocks (log scale)", "ylabel": "test accuracy % (mean ± std)",
+    series_plot(plot, [{"xlabel": "dense layers in all blocks (log scale)",
+                        "ylabel": f"test accuracy % ({seeds_note(seeds)})",
                         "logx": True, "series": [{"label": "DenseNet-BC at about 120k parameters", "x": depth,
                                                   "y": [100 * r["test_acc_mean"] for r in rows],
                                                   "yerr": [100 * r["test_acc_std"] for r in rows]}]}],
@@ -161,48 +252,57 @@ def run_idea_c(sweep: Sweep, seeds: int, plot: str) -> Outcome:
               f"({pm(rows[best]['test_acc_mean'], rows[best]['test_acc_std'])}%); {versus}. The idea holds if a "
               "balanced shape (neither extreme) beats both the deepest-narrowest and the shallowest-widest beyond "
               "the noise band, and fails if an extreme beats every balanced one beyond it.")
-    return Outcome(COST_COLS, cells, verdict, reason, records, {"rows": rows})
+    return Outcome(COST_COLS, cells, verdict, reason, records, {"rows": rows}, f"Accuracies are {seeds_note(seeds)}.")
 
 
 def _fast_precision(sweep: Sweep) -> str:
     return "fp16" if sweep.device.startswith("cuda") else "bf16"
 
 
-def run_idea_d(sweep: Sweep, seeds: int, plot: str) -> Outcome:
+def plan_idea_d(sweep: Sweep, seeds: int) -> Plan:
     fast = _fast_precision(sweep)
-    timings = sweep.bench([BenchSpec(a, p, i) for a in WIDTHS for p in ("fp32", fast) for i in range(seeds)])
-    rows = aggregate(timings, ["label", "precision"], metrics=("images_per_s", "achieved_gflops"))
+    return Plan(benches=tuple(BenchSpec(a, p, i) for a in WIDTHS for p in ("fp32", fast) for i in range(seeds)))
+
+
+def analyze_idea_d(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot: str) -> Outcome:
+    fast = _fast_precision(sweep)
+    rows = summarize_repeats(records, ["label", "precision"], metrics=("images_per_s", "achieved_gflops"))
     by = {(r["label"], r["precision"]): r for r in rows}
     ks = [a.kwargs["growth_rate"] for a in WIDTHS]
+    repeats = rows[0]["n"]
     cols = [("k", "growth rate k"), ("params", "params"), ("flops", "forward FLOPs"),
             ("fp32", "fp32 GFLOP/s"), ("fast", f"{fast} GFLOP/s"), ("ips", f"{fast} images/s")]
     cells = []
     for k, a in zip(ks, WIDTHS):
         p32, pf = by[(a.label, "fp32")], by[(a.label, fast)]
         cells.append({"k": k, "params": kilo(pf["params"]), "flops": mega(pf["flops"]),
-                      "fp32": pm(p32["achieved_gflops_mean"], p32["achieved_gflops_std"], 1, 1),
-                      "fast": pm(pf["achieved_gflops_mean"], pf["achieved_gflops_std"], 1, 1),
-                      "ips": f"{pf['images_per_s_mean']:.0f}"})
-    device = timings[0]["device"] if timings else sweep.device
-    threads = timings[0]["threads"] if timings else 0
+                      "fp32": med(p32, "achieved_gflops", 1), "fast": med(pf, "achieved_gflops", 1),
+                      "ips": med(pf, "images_per_s")})
+    device = "/".join(sorted({r["device"] for r in records}))
+    threads = "/".join(str(t) for t in sorted({r["threads"] for r in records}))
     series_plot(plot, [{"xlabel": "growth rate k (layer width, log scale)",
-                        "ylabel": "achieved GFLOP/s in training (mean ± std)", "logx": True,
+                        "ylabel": f"achieved GFLOP/s in training\n{repeats_note(repeats)}", "logx": True,
                         "series": [{"label": p, "x": ks,
-                                    "y": [by[(a.label, p)]["achieved_gflops_mean"] for a in WIDTHS],
-                                    "yerr": [by[(a.label, p)]["achieved_gflops_std"] for a in WIDTHS]}
+                                    "y": [by[(a.label, p)]["achieved_gflops_median"] for a in WIDTHS],
+                                    "yerr": [[by[(a.label, p)]["achieved_gflops_median"]
+                                              - by[(a.label, p)]["achieved_gflops_min"] for a in WIDTHS],
+                                             [by[(a.label, p)]["achieved_gflops_max"]
+                                              - by[(a.label, p)]["achieved_gflops_median"] for a in WIDTHS]]}
                                    for p in ("fp32", fast)]}],
                 f"Idea d: throughput per FLOP against width on {device} ({threads} threads)")
     narrow = next(a for a in WIDTHS if a.kwargs["growth_rate"] == NARROW_K)
-    ratios = {p: by[(narrow.label, p)]["achieved_gflops_mean"] / by[(WIDTHS[-1].label, p)]["achieved_gflops_mean"]
+    ratios = {p: by[(narrow.label, p)]["achieved_gflops_median"] / by[(WIDTHS[-1].label, p)]["achieved_gflops_median"]
               for p in ("fp32", fast)}
     r = ratios[fast]
     verdict = "supported" if r >= 0.7 else "not supported" if r <= 0.5 else "inconclusive at this scale"
     reason = (f"on {device} with {threads} threads, layers of the paper's width k={NARROW_K} reach "
-              f"{ratios[fast]:.2f}x the GFLOP/s of k={ks[-1]} in {fast} and {ratios['fp32']:.2f}x in fp32. "
-              "The idea (narrow layers may be efficient on a CPU) holds if the narrow layers keep at least 0.7x the "
-              "wide layers' GFLOP/s on the fast path, and fails at 0.5x or less. GFLOP/s counts forward plus "
-              "backward as three forward passes.")
-    return Outcome(cols, cells, verdict, reason, timings, {"rows": rows, "ratios": ratios})
+              f"{ratios[fast]:.2f}x the GFLOP/s of k={ks[-1]} in {fast} and {ratios['fp32']:.2f}x in fp32 (medians "
+              f"of {repeats} timing repeats). The idea (narrow layers may be efficient on a CPU) holds if the narrow "
+              "layers keep at least 0.7x the wide layers' GFLOP/s on the fast path, and fails at 0.5x or less. "
+              "GFLOP/s counts forward plus backward as three forward passes.")
+    return Outcome(cols, cells, verdict, reason, records, {"rows": rows, "ratios": ratios},
+                   f"Every figure is the {repeats_note(repeats)}: the spread is over repeated timings of the same "
+                   "network, not over seeds.")
 
 
 IDEAS = [
@@ -212,25 +312,25 @@ IDEAS = [
         "Two DenseNets with compression 0.5, each trained with (-BC) and without (-C) the 4k-channel 1x1 "
         "bottleneck: " + ", ".join(f"k={k} with {'-'.join(map(str, b))} layers per block" for k, b in BOTTLENECK_PAIRS)
         + "; and the paper's DenseNet-BC (L=100, k=12) with and without it, costs counted only.",
-        run_idea_a),
+        plan_idea_a, analyze_idea_a),
     Experiment(
         "idea-b-growth-doubling", "Idea b: doubling the growth rate after each downsampling",
         "Is a DenseNet whose growth rate doubles after each transition more accurate per FLOP, and per measured "
         "second, than one with a constant growth rate?",
         "Constant growth k = 8, 12, 16 against doubling k = 6-12-24, 8-16-32, 10-20-40, all DenseNet-BC with "
-        "4 layers per block; training throughput timed on the fast path after all training, with nothing else "
-        "running.",
-        run_idea_b),
+        "4 layers per block; training throughput timed on the fast path (bf16 on CPU, fp16 on CUDA) after all "
+        "training.",
+        plan_idea_b, analyze_idea_b),
     Experiment(
         "idea-c-depth-width", "Idea c: depth and width should be balanced",
         "At equal parameters, is a balanced DenseNet more accurate than a very deep-narrow or a very shallow-wide one?",
         "DenseNet-BC shapes of about 120k parameters: " + ", ".join(a.label for a in SHAPES) + ".",
-        run_idea_c),
+        plan_idea_c, analyze_idea_c),
     Experiment(
         "idea-d-width-throughput", "Idea d: narrow layers on CPU",
         "Are narrow layers (small growth rate) as efficient per FLOP as wide ones on a CPU?",
         "DenseNet-BC with 4 layers per block at growth rates " + ", ".join(str(a.kwargs['growth_rate']) for a in WIDTHS)
         + "; training steps timed in fp32 and on the fast path (bf16 on CPU, fp16 on CUDA), eager, and converted to "
         "achieved GFLOP/s. No training runs.",
-        run_idea_d),
+        plan_idea_d, analyze_idea_d),
 ]

@@ -1,4 +1,4 @@
-"""The report's figures: error-bar plots of means ± std over seeds (matplotlib, Agg backend)."""
+"""The report's figures: error-bar plots (mean ± std over seeds, or min-max around a median) with matplotlib's Agg."""
 
 from __future__ import annotations
 
@@ -19,13 +19,14 @@ def _pyplot() -> Any:
 def series_plot(path: str | Path, panels: Sequence[dict[str, Any]], title: str) -> None:
     """One figure with a panel per dict: ``xlabel``, ``ylabel``, ``logx`` and ``series``.
 
-    Each series is ``{"label", "x": [...], "y": [...], "yerr": [...] or None}``.
+    Each series is ``{"label", "x": [...], "y": [...], "yerr": [...] or None}`` with an optional ``xerr``;
+    an error given as ``[[below...], [above...]]`` draws asymmetric bars (a min-max range around a median).
     """
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         for s in panel["series"]:
-            ax.errorbar(s["x"], s["y"], yerr=s.get("yerr"), marker=s.get("marker", "o"), capsize=3,
+            ax.errorbar(s["x"], s["y"], yerr=s.get("yerr"), xerr=s.get("xerr"), marker=s.get("marker", "o"), capsize=3,
                         label=s["label"], linestyle=s.get("linestyle", "-"))
         if panel.get("logx"):
             from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter

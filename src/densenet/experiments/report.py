@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from densenet.errors import ConfigError
-from densenet.experiments.base import Experiment, Outcome
+from densenet.experiments.base import Experiment, Outcome, seeds_note
 from densenet.experiments.claims import CLAIMS
 from densenet.experiments.ideas import IDEAS
 from densenet.experiments.scales import get_scale
+from densenet.experiments.stored import load_stored, stored_train_threads
 from densenet.experiments.sweep import Log, Sweep
 from densenet.export.weights import atomic_write_bytes
 
@@ -42,7 +43,7 @@ def resolve_names(name: str) -> list[str]:
 
 def run_experiments(name: str, out: str | Path, *, scale: str = "cpu", seeds: int = 3, dataset: str | None = None,
                     data_dir: str | None = None, device: str = "cpu", jobs: int = 1, runs_dir: str | Path | None = None,
-                    progress: bool = True, log: Log | None = None) -> list[dict[str, Any]]:
+                    progress: bool = True, log: Log | None = None, from_records: bool = False) -> list[dict[str, Any]]:
     """Run the named experiment(s), write their report files under ``out``, and rebuild ``out/README.md``.
 
     Args:
@@ -55,6 +56,9 @@ def run_experiments(name: str, out: str | Path, *, scale: str = "cpu", seeds: in
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         jobs: Training runs in parallel (each gets its share of the CPU threads).
         runs_dir: Where runs and timings are cached (default ``out/runs``).
+        from_records: Train and time nothing: re-render each report from the raw records stored in
+            ``out/<name>.json`` by an earlier run of the same command (refused if they do not match
+            what the experiment makes now). The measurement's date, machine and wall time are kept.
 
     Returns:
         One report dict per experiment (what ``<name>.json`` holds).
@@ -71,13 +75,26 @@ def run_experiments(name: str, out: str | Path, *, scale: str = "cpu", seeds: in
                   data_dir=data_dir, device=device, jobs=jobs, progress=progress, log=log)
     if seeds < MIN_SEEDS_FOR_REPORT:
         log(f"note: {seeds} seed(s); the report's figures need at least {MIN_SEEDS_FOR_REPORT}")
+    # Every stored report is checked before any is rewritten, so a refusal leaves the folder as it was.
+    stored = {n: load_stored(out / f"{n}.json", n, sweep, seeds, EXPERIMENTS[n].plan(sweep, seeds))
+              for n in names} if from_records else {}
     reports = []
     for n in names:
         exp = EXPERIMENTS[n]
-        log(f"{exp.title} [{sc.name} scale, {sweep.dataset}, {seeds} seeds]")
-        start = time.perf_counter()
-        outcome = exp.run(sweep, seeds, str(out / f"{n}.png"))
-        report = _report(exp, outcome, sweep, seeds, time.perf_counter() - start, out)
+        plot = str(out / f"{n}.png")
+        if from_records:
+            old = stored[n]
+            log(f"{exp.title}: re-rendering from the {len(old['records'])} records in {out / (n + '.json')}")
+            outcome = exp.analyze(sweep, seeds, old["records"], plot)
+            measured = {"machine": old["machine"], "date": old["date"], "wall_seconds": old["wall_seconds"],
+                        "train_threads": stored_train_threads(old, jobs) if device == "cpu" else None}
+        else:
+            log(f"{exp.title} [{sc.name} scale, {sweep.dataset}, {seeds} seeds]")
+            start = time.perf_counter()
+            outcome = exp.run(sweep, seeds, plot)
+            measured = {"machine": machine(), "date": datetime.date.today().isoformat(),
+                        "wall_seconds": round(time.perf_counter() - start, 1), "train_threads": sweep.train_threads}
+        report = _report(exp, outcome, sweep, seeds, out, measured)
         _write(out, report, outcome)
         write_readme(out)  # after each experiment, so a long `all` leaves a readable report at every stage
         log(f"Verdict: {outcome.verdict}")
@@ -86,10 +103,11 @@ def run_experiments(name: str, out: str | Path, *, scale: str = "cpu", seeds: in
 
 
 def _command(name: str, sweep: Sweep, seeds: int, out: Path) -> str:
+    """The command that makes these runs again under the same conditions (device and jobs spelled out)."""
     parts = ["densenet experiment", name, f"--scale {sweep.scale.name}", f"--seeds {seeds}"]
     if sweep.dataset != sweep.scale.dataset:
         parts.append(f"--dataset {sweep.dataset}")
-    parts.append(f"--out {out}")
+    parts += [f"--jobs {sweep.jobs}", f"--device {sweep.device}", f"--out {out}"]
     return " ".join(parts)
 
 
@@ -108,40 +126,97 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs{gpu}, torch {torch.__version__}"
 
 
-def _report(exp: Experiment, outcome: Outcome, sweep: Sweep, seeds: int, seconds: float, out: Path) -> dict[str, Any]:
+def _report(exp: Experiment, outcome: Outcome, sweep: Sweep, seeds: int, out: Path,
+            measured: dict[str, Any]) -> dict[str, Any]:
     trained = [r for r in outcome.records if "test_acc" in r]
     return {
         "name": exp.name, "title": exp.title, "question": exp.question, "setup": exp.setup,
-        "scale": sweep.scale.name, "scale_description": sweep.scale.description, "dataset": sweep.dataset,
-        "seeds": seeds, "command": _command(exp.name, sweep, seeds, out), "machine": machine(),
-        "date": datetime.date.today().isoformat(), "wall_seconds": round(seconds, 1),
+        "scale": sweep.scale.name, "dataset": sweep.dataset, "seeds": seeds, "device": sweep.device,
+        "jobs": sweep.jobs, "train_threads": measured["train_threads"],
+        "conditions": conditions(sweep, outcome.records, measured["train_threads"]),
+        "aggregation": outcome.aggregation, "command": _command(exp.name, sweep, seeds, out),
+        "machine": measured["machine"], "date": measured["date"], "wall_seconds": measured["wall_seconds"],
         "train_seconds_total": round(sum(r["train_seconds"] for r in trained if not r["reused"]), 1),
         "runs": len(trained), "verdict": outcome.verdict, "reason": outcome.reason,
         "columns": outcome.columns, "rows": outcome.rows, "summary": outcome.summary, "records": outcome.records,
     }
 
 
+DATASET_NAMES = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar-10": "CIFAR-10", "cifar-100": "CIFAR-100"}
+
+
+def conditions(sweep: Sweep, records: list[dict[str, Any]], train_threads: int | None) -> str:
+    """What the runs and timings of one experiment were, as the records and the sweep say."""
+    from densenet.data import get_spec
+
+    sc, size = sweep.scale, get_spec(sweep.dataset).image_size
+    text = [f"{DATASET_NAMES.get(sweep.dataset, sweep.dataset)} at {size}x{size}."]
+    trained = [r for r in records if "test_acc" in r]
+    timed = [r for r in records if "images_per_s" in r]
+    if trained:
+        sizes = sorted({(r["train_images"], r["epochs"]) for r in trained})
+        sets = [f"{n:,}" + (" training images" if i == 0 else "") + f" for {e} epoch{'s' if e != 1 else ''}"
+                for i, (n, e) in enumerate(sizes)]
+        tested = f"the first {sc.test_images:,} test images" if sc.test_images else "the whole test set"
+        each = f", {train_threads} PyTorch thread{'s' if train_threads != 1 else ''} each" if train_threads else ""
+        trains = ", ".join(sets[:-1]) + " or " + sets[-1] if len(sets) > 1 else sets[0]
+        text.append(f"{'Each run trains' if len(sizes) == 1 else 'Runs train'} on the first {trains}; "
+                    f"batch {sc.batch_size}, SGD with Nesterov momentum 0.9, weight decay 5e-4 and a cosine learning "
+                    "rate from 0.1, precision `auto` (bf16 autocast where the device has native bf16), eager (no "
+                    f"torch.compile); scored on {tested}. The runs trained on {sweep.device}, {sweep.jobs} at a time "
+                    f"(--jobs {sweep.jobs}){each}.")
+    else:
+        text.append("Nothing is trained.")
+    if timed:
+        precisions = list(dict.fromkeys(r["precision"] for r in timed))
+        threads = "/".join(str(t) for t in sorted({r["threads"] for r in timed}))
+        devices = "/".join(sorted({r["device"] for r in timed}))
+        text.append(f"Timings are training steps (forward, loss, backward, SGD step) on random {size}x{size} inputs at "
+                    f"batch {sc.bench_batch}: 2 warm-up steps, then {sc.bench_steps} timed steps whose median step "
+                    f"time gives one repeat's images/s; in {' and '.join(precisions)}, eager, on {devices} with "
+                    f"{threads} PyTorch threads (as recorded), one timing at a time"
+                    + (" after all training." if trained else "."))
+    return " ".join(text)
+
+
 def _write(out: Path, report: dict[str, Any], outcome: Outcome) -> None:
     out.mkdir(parents=True, exist_ok=True)
     name = report["name"]
     atomic_write_bytes(out / f"{name}.json", (json.dumps(report, indent=1, default=str) + "\n").encode())
-    keys = sorted({k for r in outcome.records for k in r if k not in ("run",)})
+    rows = [_csv_row(r) for r in outcome.records]
+    arch = list(dict.fromkeys(k for r in outcome.records for k in r.get("args", {})))
+    rest = sorted({k for r in rows for k in r} - {"model", "builder", *arch})
+    keys = ["model", *(["builder"] if any("builder" in r for r in rows) else []), *arch, *rest]
     path = out / f"{name}.csv"
     tmp = path.with_suffix(".csv.tmp")
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
-        for r in outcome.records:
-            writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()})
+        writer.writerows(rows)
     os.replace(tmp, path)
+
+
+def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One CSV row: the network's label as ``model``, its builder arguments as columns (lists as 4-4-4)."""
+    row = {"model": record["label"]}
+    if "model" in record:
+        row["builder"] = record["model"]  # the registry name the arguments override
+    for k, v in record.get("args", {}).items():
+        row[k] = "-".join(map(str, v)) if isinstance(v, list) else v
+    for k, v in record.items():
+        if k not in ("label", "model", "args", "run"):
+            row[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
+    return row
 
 
 def section(report: dict[str, Any]) -> str:
     """The README section of one experiment."""
     cols = report["columns"]
+    conditions = report.get("conditions") or report.get("scale_description", "")
+    aggregation = report.get("aggregation") or f"Accuracies are {seeds_note(report['seeds'])}."
     lines = [f"## {report['title']}", "", f"**Question.** {report['question']}", "",
-             f"**Setup.** {report['setup']} Scale `{report['scale']}`: {report['scale_description']} "
-             f"Mean ± std over {report['seeds']} seeds.", "",
+             f"**Setup.** {report['setup']}", "",
+             f"**Conditions** (scale `{report['scale']}`). {conditions} {aggregation}", "",
              "| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(row[k]) for k, _ in cols) + " |" for row in report["rows"]]
     lines += ["", f"![{report['name']}]({report['name']}.png)", "", f"Verdict: {report['verdict']}", "",
@@ -161,10 +236,16 @@ def write_readme(out: str | Path) -> Path:
         if p.is_file():
             reports.append(json.loads(p.read_text()))
     lines = ["# Evidence: the seed's claims and ideas, tested", "",
-             "Written by `densenet experiment`; every number below comes from the runs of the command printed "
-             "under its section. Verdicts are computed by the rules stated in each reason, from means and "
-             "standard deviations over seeds; \"inconclusive at this scale\" means the differences are within "
-             "seed-to-seed noise or the measurements do not reach the claim.", "",
+             "Written by `densenet experiment`; every number below comes from the runs and timings of the command "
+             "printed under its section. Verdicts are computed by the rules stated in each reason, from means and "
+             "standard deviations of accuracy over seeds and medians of throughput over timing repeats; "
+             "\"inconclusive at this scale\" means the differences are within seed-to-seed noise or the "
+             "measurements do not reach the claim.", "",
+             "Each `NAME.json` keeps every raw run and timing record. To redraw this report (sections, tables, "
+             "CSVs, figures, verdicts) from those records without training or timing anything, add "
+             "`--from-records` to the command, e.g. "
+             f"`{_rerender_example(reports)}`; it refuses when a file's records do not match what the "
+             "experiment makes now.", "",
              "| experiment | verdict |", "|---|---|"]
     lines += [f"| [{r['title']}](#{_anchor(r['title'])}) | {r['verdict']} |" for r in reports]
     lines.append("")
@@ -173,6 +254,15 @@ def write_readme(out: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, "\n".join(lines).encode())
     return path
+
+
+def _rerender_example(reports: list[dict[str, Any]]) -> str:
+    """The re-render command for the whole folder, from the first report's own command."""
+    if not reports:
+        return "densenet experiment all --out OUT --from-records"
+    words = reports[0]["command"].split()
+    words[2] = "all"  # densenet experiment NAME ...
+    return " ".join(words) + " --from-records"
 
 
 def _anchor(title: str) -> str:

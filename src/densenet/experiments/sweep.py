@@ -95,6 +95,11 @@ class Sweep:
         self.in_channels, self.image_size, self.num_classes = spec.in_channels, spec.image_size, spec.num_classes
         self._flops: dict[Arch, tuple[int, int]] = {}
 
+    @property
+    def train_threads(self) -> int | None:
+        """PyTorch threads of each training run: the CPU's threads shared among ``jobs`` (None off the CPU)."""
+        return max(1, torch.get_num_threads() // self.jobs) if self.device == "cpu" else None
+
     # -- configuration -------------------------------------------------------------------------
     def config(self, spec: RunSpec) -> TrainConfig:
         """The training configuration of one run (the recipe is the same for every experiment)."""
@@ -144,7 +149,7 @@ class Sweep:
             self.log(f"{len(specs) - len(todo)} of {len(specs)} runs already exist; training {len(unique)} "
                      f"with {self.jobs} job(s)")
         bar = _bar(len(unique), "runs", self.progress)
-        threads = max(1, torch.get_num_threads() // self.jobs) if self.device == "cpu" else None
+        threads = self.train_threads
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=_init_worker,
                                  initargs=(threads,)) as pool:
