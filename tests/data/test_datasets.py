@@ -255,6 +255,29 @@ def test_image_folder_split(tmp_path: Path) -> None:
     assert gray.images.shape == (4, 1, 8, 8) and len(gray.mean) == 1
 
 
+def test_image_folder_progress_counts_every_picture(tmp_path: Path) -> None:
+    _make_folder(tmp_path)
+    counted: list[int] = []
+    train = load_dataset("image-folder", "train", tmp_path, image_size=16, progress=counted.append)
+    assert sum(counted) == len(train) == 16
+
+
+def test_image_folder_too_big_for_memory_fails_before_decoding(tmp_path: Path, monkeypatch) -> None:
+    from densenet.data import images
+
+    _make_folder(tmp_path)
+    assert images.available_memory() > 2**20  # the real /proc/meminfo reading on Linux
+    monkeypatch.setattr(images, "available_memory", lambda: 8 * 3 * 224 * 224)  # room for 8 pictures, 16 asked
+    opened: list[str] = []
+    real_open = images.open_image
+    monkeypatch.setattr(images, "open_image", lambda path: opened.append(path) or real_open(path))
+    with pytest.raises(DataError, match=r"train split has 16 pictures, which need 0\.0 GiB in memory at 224x224 "
+                                        r"with 3 channel\(s\).*choose a smaller --resize"):
+        load_image_folder(tmp_path, "train", 224, 3)
+    assert opened == []
+    assert len(load_image_folder(tmp_path, "test", 224, 3)) == 4 and opened  # 4 fit
+
+
 def test_image_folder_presplit(tmp_path: Path) -> None:
     for split, n in (("train", 3), ("val", 2)):
         for cls in ("a", "b", "c"):

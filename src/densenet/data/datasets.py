@@ -136,7 +136,8 @@ def _adapt(dataset: ImageDataset, image_size: int | None, channels: int | None,
     return dataset
 
 
-def load_image_folder(root: str | Path, split: str, image_size: int, channels: int = 3) -> ImageDataset:
+def load_image_folder(root: str | Path, split: str, image_size: int, channels: int = 3,
+                      progress: Callable[[int], object] | None = None) -> ImageDataset:
     """Load one split of a folder with one subfolder of images per class.
 
     See :func:`densenet.data.images.list_image_folder` for how splits are found. Every image
@@ -145,7 +146,7 @@ def load_image_folder(root: str | Path, split: str, image_size: int, channels: i
     Raises:
         DataError: missing folder, no classes, no images, or an unreadable image (named).
     """
-    images, labels, classes = read_image_folder(root, split, image_size, channels)
+    images, labels, classes = read_image_folder(root, split, image_size, channels, progress)
     mean = _IMAGENET_MEAN if channels == 3 else (sum(w * m for w, m in zip(_LUMA, _IMAGENET_MEAN)),)
     std = _IMAGENET_STD if channels == 3 else (sum(w * s for w, s in zip(_LUMA, _IMAGENET_STD)),)
     return ImageDataset(images, labels, classes, mean, std, IMAGE_FOLDER)
@@ -173,7 +174,7 @@ def load_dataset(
         image_size: resize every image to this height and width once, at load time.
         channels: 1 or 3 to convert grayscale <-> RGB; None keeps the dataset's own.
         cache_dir: the cache root, see :func:`~densenet.data.sources.locate_dataset`.
-        progress: called with the number of images resized per chunk.
+        progress: called with the number of images resized (or, for image folders, decoded) so far.
 
     Returns:
         The split with images (N, C, H, W) uint8 and labels (N,) int64.
@@ -187,7 +188,7 @@ def load_dataset(
     if name == IMAGE_FOLDER:
         if root is None or image_size is None:
             raise ConfigError("the image-folder dataset needs a root folder (--data-dir) and an image size (--resize)")
-        return load_image_folder(root, split, image_size, channels or 3)
+        return load_image_folder(root, split, image_size, channels or 3, progress)
     spec = get_spec(name)
     folder = locate_dataset(name, root, download=download, cache_dir=cache_dir)
     if spec.cifar is not None:

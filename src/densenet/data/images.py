@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -127,16 +128,40 @@ def list_image_folder(root: str | Path, split: str) -> tuple[list[tuple[Path, in
 
 
 def read_image_folder(
-    root: str | Path, split: str, image_size: int, channels: int
+    root: str | Path, split: str, image_size: int, channels: int, progress: Callable[[int], object] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Decode one split of an image folder into uint8 images (N, C, S, S), int64 labels and class names.
 
     An unreadable file raises :class:`DataError` naming it, rather than being skipped, so that a
-    dataset never silently shrinks.
+    dataset never silently shrinks. So does a split too big to hold in memory, before any decoding.
+    ``progress`` is called with 1 after each decoded picture.
     """
     items, classes = list_image_folder(root, split)
+    _check_fits_in_memory(root, split, len(items), channels, image_size)
     images = torch.empty((len(items), channels, image_size, image_size), dtype=torch.uint8)
     for i, (path, _) in enumerate(items):
         images[i] = preprocess_image(open_image(path), channels, image_size)
+        if progress is not None:
+            progress(1)
     labels = torch.tensor([label for _, label in items], dtype=torch.int64)
     return images, labels, classes
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can still give (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_fits_in_memory(root: str | Path, split: str, count: int, channels: int, size: int) -> None:
+    need, have = count * channels * size * size, available_memory()
+    if have is not None and need > 0.8 * have:
+        raise DataError(f"{root}: the {split} split has {count:,} pictures, which need {need / 2**30:.1f} GiB in "
+                        f"memory at {size}x{size} with {channels} channel(s), and this machine has "
+                        f"{have / 2**30:.1f} GiB available. densenet holds a dataset in memory: choose a smaller "
+                        "--resize, or train on part of the folder")

@@ -42,8 +42,12 @@ class TrainData:
         return int(self.train.images.shape[-1])
 
 
-def load_split(config: TrainConfig, split: str, log: Callable[[str], None] | None = None) -> ImageDataset:
-    """Load one split of the configured dataset, resized once, with the configured subset."""
+def load_split(config: TrainConfig, split: str, log: Callable[[str], None] | None = None,
+               progress: bool = False) -> ImageDataset:
+    """Load one split of the configured dataset, resized once, with the configured subset.
+
+    With ``progress``, a bar counts the pictures decoded or resized (the slow part for big folders).
+    """
     d = config.data
     root = locate_dataset(d.dataset, d.data_dir, download=d.download) if d.dataset != "image-folder" else None
     if d.dataset == "image-folder":
@@ -53,7 +57,16 @@ def load_split(config: TrainConfig, split: str, log: Callable[[str], None] | Non
         root = d.data_dir
     if log:
         log(f"loading {d.dataset} {split} split from {root}")
-    ds = load_dataset(d.dataset, split, root, image_size=d.resize)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc=f"preparing the {split} split", unit="img", leave=False, dynamic_ncols=True, mininterval=1.0)
+    try:
+        ds = load_dataset(d.dataset, split, root, image_size=d.resize, progress=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
     n = d.train_subset if split == "train" else d.test_subset
     if n is not None:
         if n > len(ds):
@@ -62,9 +75,10 @@ def load_split(config: TrainConfig, split: str, log: Callable[[str], None] | Non
     return ds
 
 
-def build_data(config: TrainConfig, ctx: DistContext, log: Callable[[str], None] | None = None) -> TrainData:
+def build_data(config: TrainConfig, ctx: DistContext, log: Callable[[str], None] | None = None,
+               progress: bool = False) -> TrainData:
     """Load both splits and wrap them in loaders; under DDP each rank gets its own shard."""
-    train, test = load_split(config, "train", log), load_split(config, "test", log)
+    train, test = load_split(config, "train", log, progress), load_split(config, "test", log, progress)
     run, d = config.run, config.data
     # The same sampler alone or under torchrun: epoch e's order is randperm(seed + e) and rank r takes
     # every world_size-th index, so two ranks with batch b see exactly the batches of one process with 2b.

@@ -114,7 +114,7 @@ class Trainer:
         state = ckpt.load_checkpoint(self.run_dir) if resume else None
         model_info(cfg.model.name)  # an unknown name fails here, not after loading (or downloading) the data
         torch.manual_seed(cfg.run.seed)
-        self.data: TrainData = build_data(cfg, ctx, self.log)
+        self.data: TrainData = build_data(cfg, ctx, self.log, self.progress)
         self.model = build_model(cfg, self.data, fresh=state is None).to(ctx.device)
         self.perf = resolve(PerfOptions(precision=cfg.run.precision, channels_last=cfg.run.channels_last,
                                         compile=cfg.run.compile), ctx.device)
