@@ -114,6 +114,32 @@ def _at_equal_cost(rows: dict[str, Any], cost: dict[str, float]) -> dict[str, tu
     return out
 
 
+def _beyond_speed_range(rows: dict[str, Any], speed: dict[str, Any],
+                        compared: dict[str, tuple[float, float]]) -> dict[str, tuple[str, str, float, float]]:
+    """Doubling networks outside the constant family's measured speeds, set against its nearest end.
+
+    A network faster than the fastest constant network and more accurate than it beyond the noise band
+    beats it outright ("dominates"); one slower than the slowest and less accurate beyond it loses
+    outright ("dominated"). Returns label -> (kind, constant label, accuracy difference, noise band);
+    networks that neither dominate nor are dominated are left out.
+    """
+    ips = {lab: t["images_per_s_median"] for lab, t in speed.items()}
+    fastest = max(CONSTANT, key=lambda a: ips[a.label]).label
+    slowest = min(CONSTANT, key=lambda a: ips[a.label]).label
+    out = {}
+    for a in DOUBLING:
+        if a.label in compared:
+            continue
+        ref = fastest if ips[a.label] > ips[fastest] else slowest
+        r, c = rows[a.label], rows[ref]
+        diff, band = r["test_acc_mean"] - c["test_acc_mean"], noise(r["test_acc_std"], c["test_acc_std"], r["n"])
+        if ref == fastest and diff > band:
+            out[a.label] = ("dominates", ref, diff, band)
+        elif ref == slowest and diff < -band:
+            out[a.label] = ("dominated", ref, diff, band)
+    return out
+
+
 def _params_at_equal_flops(rows: dict[str, Any]) -> list[tuple[str, float, int, float]]:
     """(label, FLOPs, its params, constant growth's params at those FLOPs, log-log) for doubling networks."""
     const = [(rows[a.label]["flops"], math.log(rows[a.label]["params"])) for a in CONSTANT]
@@ -137,6 +163,7 @@ def analyze_idea_b(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot
     at_time = _at_equal_cost(rows, {lab: 1 / t["images_per_s_median"] for lab, t in speed.items()})
     fastest = max(CONSTANT, key=lambda a: speed[a.label]["images_per_s_median"])
     slowest = min(CONSTANT, key=lambda a: speed[a.label]["images_per_s_median"])
+    outright = _beyond_speed_range(rows, speed, at_time)
 
     def versus(found: dict[str, tuple[float, float]], label: str, outside: str) -> str:
         if label in found:
@@ -145,6 +172,10 @@ def analyze_idea_b(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot
 
     def speed_outside(label: str) -> str:
         faster = speed[label]["images_per_s_median"] > speed[fastest.label]["images_per_s_median"]
+        if label in outright:
+            kind, ref, d, b = outright[label]
+            return (f"{'faster' if faster else 'slower'} than every constant network and {100 * d:+.2f} ± "
+                    f"{100 * b:.2f} against the {'fastest' if faster else 'slowest'}, {ref}: {kind} it")
         return f"not compared: {'faster' if faster else 'slower'} (median) than every constant network"
 
     cols = [*COST_COLS, ("ips", f"train images/s, {precision}: {repeats_note(repeats)}"),
@@ -170,18 +201,20 @@ def analyze_idea_b(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot
                      "y": [100 * rows[a.label]["test_acc_mean"] for a in archs],
                      "yerr": [100 * rows[a.label]["test_acc_std"] for a in archs]} for lab, archs in by_speed]},
     ], "Idea b: growth rate doubling after each transition")
-    wins = {k: sum(d > b for d, b in f.values()) for k, f in (("flops", at_flops), ("time", at_time))}
-    losses = {k: sum(d < -b for d, b in f.values()) for k, f in (("flops", at_flops), ("time", at_time))}
-    if at_flops and at_time and wins["flops"] == len(at_flops) and wins["time"] == len(at_time):
+    # At equal speed, a network beyond the constant family's speeds counts when it beats or loses outright.
+    timed = {**at_time, **{lab: (d, b) for lab, (_, _, d, b) in outright.items()}}
+    wins = {k: sum(d > b for d, b in f.values()) for k, f in (("flops", at_flops), ("time", timed))}
+    losses = {k: sum(d < -b for d, b in f.values()) for k, f in (("flops", at_flops), ("time", timed))}
+    if at_flops and timed and wins["flops"] == len(at_flops) and wins["time"] == len(timed):
         verdict = "supported"
-    elif (at_flops and losses["flops"] == len(at_flops)) or (at_time and losses["time"] == len(at_time)):
+    elif (at_flops and losses["flops"] == len(at_flops)) or (timed and losses["time"] == len(timed)):
         verdict = "not supported"
     else:
         verdict = "inconclusive at this scale"
-    reason = _idea_b_reason(rows, speed, at_flops, at_time, fastest, slowest, precision, repeats)
+    reason = _idea_b_reason(rows, speed, at_flops, at_time, outright, fastest, slowest, precision, repeats)
     return Outcome(cols, cells, verdict, reason, records,
                    {"rows": list(rows.values()), "timings": list(speed.values()),
-                    "at_equal_flops": at_flops, "at_equal_speed": at_time,
+                    "at_equal_flops": at_flops, "at_equal_speed": at_time, "beyond_speed_range": outright,
                     "params_at_equal_flops": _params_at_equal_flops(rows)},
                    f"Accuracies are {seeds_note(seeds)}; throughput is the {repeats_note(repeats)} (timings on a "
                    "shared machine are noisy, so one fast or slow repeat does not move the figure); ± beside a "
@@ -189,8 +222,8 @@ def analyze_idea_b(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot
 
 
 def _idea_b_reason(rows: dict[str, Any], speed: dict[str, Any], at_flops: dict[str, tuple[float, float]],
-                   at_time: dict[str, tuple[float, float]], fastest: Any, slowest: Any, precision: str,
-                   repeats: int) -> str:
+                   at_time: dict[str, tuple[float, float]], outright: dict[str, tuple[str, str, float, float]],
+                   fastest: Any, slowest: Any, precision: str, repeats: int) -> str:
     def listed(found: dict[str, tuple[float, float]]) -> str:
         return "; ".join(f"{lab} {100 * d:+.2f} pp (±{100 * b:.2f})" for lab, (d, b) in found.items()) or "none"
 
@@ -206,15 +239,21 @@ def _idea_b_reason(rows: dict[str, Any], speed: dict[str, Any], at_flops: dict[s
                  f" {fastest.label}, has repeats from {f['images_per_s_min']:.0f} to {f['images_per_s_max']:.0f}), "
                  "so no constant network runs at their speed and the equal-time comparison cannot be made for "
                  f"{'it' if len(outside) == 1 else 'them'}.")
+        for lab, (kind, ref, d, b) in outright.items():
+            faster = kind == "dominates"
+            text += (f" {lab} is nonetheless {'faster' if faster else 'slower'} than {ref} and {100 * d:+.2f} pp "
+                     f"(±{100 * b:.2f}) {'more' if faster else 'less'} accurate: it {kind} it, so it counts as "
+                     f"{'better' if faster else 'worse'} at equal speed.")
     params = _params_at_equal_flops(rows)
     if params and all(p > q for _, _, p, q in params):
         text += (" At equal FLOPs the doubling networks carry more parameters than constant growth: "
                  + "; ".join(f"{kilo(p)} against {kilo(q)} at {mega(fl)} FLOPs" for _, fl, p, q in params)
                  + " (constant growth read log-log between its sizes).")
     return text + (" The idea holds if every doubling network inside the constant family's range is more accurate "
-                   "than constant growth beyond the noise band both at equal FLOPs and at equal measured speed, with "
-                   "at least one network compared each way; it fails if every doubling network compared is less "
-                   "accurate beyond it at equal FLOPs or at equal speed.")
+                   "than constant growth beyond the noise band both at equal FLOPs and at equal measured speed (a "
+                   "network faster than every constant one counts when it is also more accurate than the fastest "
+                   "beyond the band), with at least one network compared each way; it fails if every doubling "
+                   "network compared is less accurate beyond it at equal FLOPs or at equal speed.")
 
 
 def plan_idea_c(sweep: Sweep, seeds: int) -> Plan:
