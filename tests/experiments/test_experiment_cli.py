@@ -21,23 +21,23 @@ def test_one_experiment_per_claim_and_idea_reachable_by_prefix():
 
 def test_experiment_writes_report_with_verdict_and_reuses_its_runs(tmp_path, fashion_dir):
     out = tmp_path / "evidence"
-    args = ("experiment", "idea-a", "--scale", "tiny", "--seeds", "2", "--out", str(out), "--data-dir",
+    args = ("experiment", "idea-c", "--scale", "tiny", "--seeds", "2", "--out", str(out), "--data-dir",
             str(fashion_dir), "--device", "cpu", "--no-progress")
     result = run_cli(*args, "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     doc = json.loads(result.stdout)
-    assert [d["name"] for d in doc] == ["idea-a-bottleneck"]
+    assert [d["name"] for d in doc] == ["idea-c-depth-width"]
     assert doc[0]["verdict"] in ("supported", "not supported", "inconclusive at this scale")
     assert doc[0]["runs"] == 8  # 4 networks x 2 seeds
-    report = json.loads((out / "idea-a-bottleneck.json").read_text())
+    report = json.loads((out / "idea-c-depth-width.json").read_text())
     trained = [r for r in report["records"] if "test_acc" in r]
     assert len(trained) == 8 and all(0 <= r["test_acc"] <= 1 for r in trained)
-    with (out / "idea-a-bottleneck.csv").open() as f:
+    with (out / "idea-c-depth-width.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 8
-    assert (out / "idea-a-bottleneck.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "idea-c-depth-width.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     readme = (out / "README.md").read_text()
     assert f"Verdict: {doc[0]['verdict']}" in readme.splitlines()
-    assert "densenet experiment idea-a-bottleneck --scale tiny --seeds 2" in readme
+    assert "densenet experiment idea-c-depth-width --scale tiny --seeds 2" in readme
     assert "± " in readme
 
     # The second run finds all 8 runs finished: it trains nothing (the sweep only logs "N of M runs already
@@ -48,14 +48,14 @@ def test_experiment_writes_report_with_verdict_and_reuses_its_runs(tmp_path, fas
     again = run_cli(*args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "already exist" not in again.stderr and "training" not in again.stderr
-    second = json.loads((out / "idea-a-bottleneck.json").read_text())
+    second = json.loads((out / "idea-c-depth-width.json").read_text())
     assert second["train_seconds_total"] == 0
     assert [r["reused"] for r in second["records"]] == [True] * 8
     assert [r["test_acc"] for r in second["records"]] == [r["test_acc"] for r in report["records"]]
     assert [p.stat().st_mtime_ns for p in summaries] == stamps
 
     # --from-records redraws every file from the stored records alone: the same bytes, with no runs left to read.
-    files = ["idea-a-bottleneck.json", "idea-a-bottleneck.csv", "idea-a-bottleneck.png", "README.md"]
+    files = ["idea-c-depth-width.json", "idea-c-depth-width.csv", "idea-c-depth-width.png", "README.md"]
     original = {f: (out / f).read_bytes() for f in files}
     shutil.rmtree(out / "runs")
     for f in files[1:]:
