@@ -16,6 +16,8 @@ parser.add_argument("--out", required=True)
 parser.add_argument("--data-dir", required=True)
 parser.add_argument("--batch-size", type=int, required=True)
 parser.add_argument("--epochs", type=int, default=1)
+parser.add_argument("--interrupt-at", help="EPOCH,BATCH: stop there as Ctrl-C would")
+parser.add_argument("--resume", action="store_true")
 args = parser.parse_args()
 
 config = load_preset("d2l-fashion-mnist").replace({
@@ -25,7 +27,8 @@ config = load_preset("d2l-fashion-mnist").replace({
 })
 ctx = init_distributed("cpu")
 trainer = Trainer(config, os.path.join(args.out, "run"), ctx=ctx, progress=False)
-summary = trainer.fit()
+interrupt_at = tuple(int(v) for v in args.interrupt_at.split(",")) if args.interrupt_at else None
+summary = trainer.fit(resume=args.resume, interrupt_at=interrupt_at)
 state = {k: v.contiguous() for k, v in trainer.model.state_dict().items()}
 save_file(state, os.path.join(args.out, f"rank{ctx.rank}.safetensors"))
 with open(os.path.join(args.out, f"summary{ctx.rank}.json"), "w") as fh:

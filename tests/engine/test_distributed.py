@@ -78,3 +78,23 @@ def test_torchrun_cli_trains_and_resumes(tmp_path, fashion_dir):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["epochs"] == 2
     assert cli_json("evaluate", str(run_dir), "--data-dir", str(fashion_dir), "--test-subset", "100")["accuracy"] > 0
+
+
+def test_a_run_interrupted_mid_epoch_under_torchrun_resumes_bit_identical(tmp_path, fashion_dir):
+    # 512 images over 2 ranks at batch 32: 8 batches per rank per epoch; stop after batch 3 of epoch 2.
+    common = ["--data-dir", str(fashion_dir), "--batch-size", "32", "--epochs", "2"]
+    full, split = tmp_path / "full", tmp_path / "split"
+    for folder in (full, split):
+        folder.mkdir()
+    _run(_torchrun(str(WORKER), "--out", str(full), *common))
+    _run(_torchrun(str(WORKER), "--out", str(split), *common, "--interrupt-at", "2,3"))
+    state = torch.load(split / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["epoch"] == 1 and (state["partial"]["epoch"], state["partial"]["batches"]) == (2, 3)
+    assert state["partial"]["count"] == 2 * 3 * 32  # summed over both ranks
+    _run(_torchrun(str(WORKER), "--out", str(split), *common, "--resume"))
+    for rank in (0, 1):
+        a, b = load_file(full / f"rank{rank}.safetensors"), load_file(split / f"rank{rank}.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = [[json.loads(r) for r in (d / "run" / "metrics.jsonl").read_text().splitlines()] for d in (full, split)]
+    for key in ("loss", "train_acc", "test_acc", "examples"):
+        assert [r[key] for r in rows[0]] == [r[key] for r in rows[1]], key
