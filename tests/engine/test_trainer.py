@@ -168,6 +168,8 @@ def test_sigint_saves_and_exits_cleanly_then_resume_finishes(tmp_path, fashion_d
     assert f"interrupted in epoch {done + 1} after {state['partial']['batches']} of 20 batches" in err
     result = run_cli("train", "--resume", str(run), "--epochs", str(done + 1), "--no-progress")
     assert result.returncode == 0, result.stderr[-2000:]
+    batches = state["partial"]["batches"]
+    assert f"resuming after epoch {done} and {batches} batches of epoch {done + 1}:" in result.stderr
     rows = [json.loads(r)["epoch"] for r in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows == list(range(1, done + 2))
 

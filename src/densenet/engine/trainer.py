@@ -171,7 +171,7 @@ class Trainer:
         if start >= cfg.run.epochs:
             raise RunDirError(f"{self.run_dir} already finished {start} epochs; pass --epochs N with N > {start} "
                               "to extend it")
-        self.log(self._banner(start))
+        self.log(self._banner(start, partial))
         t0 = time.perf_counter()
         train_seconds = sum(r["train_seconds"] for r in rows)
         examples = sum(r["examples"] for r in rows)
@@ -332,9 +332,11 @@ class Trainer:
             self.log(f"total time {summary['elapsed_s']:.1f} s")
         return summary
 
-    def _banner(self, start: int) -> str:
+    def _banner(self, start: int, partial: PartialEpoch | None) -> str:
         cfg, p = self.config, self.perf
-        what = f"resuming after epoch {start}" if start else "training"
+        what = f"resuming after epoch {start}" if start or partial else "training"
+        if partial is not None:
+            what += f" and {partial.batches} batches of epoch {partial.epoch}"
         return (f"{what}: {cfg.model.name} on {cfg.data.dataset} ({len(self.data.train)} train / "
                 f"{len(self.data.test)} test images at {self.data.image_size}px), {cfg.run.epochs} epochs, "
                 f"batch {cfg.run.batch_size}, lr {cfg.optim.lr}, {self.ctx.device}, precision {p.precision}, "
