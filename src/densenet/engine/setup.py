@@ -57,11 +57,7 @@ def load_split(config: TrainConfig, split: str, log: Callable[[str], None] | Non
         root = d.data_dir
     if log:
         log(f"loading {d.dataset} {split} split from {root}")
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(desc=f"preparing the {split} split", unit="img", leave=False, dynamic_ncols=True, mininterval=1.0)
+    bar = progress_bar(None, f"preparing the {split} split", progress, unit="img")
     try:
         ds = load_dataset(d.dataset, split, root, image_size=d.resize, progress=bar.update if bar is not None else None)
     finally:
@@ -184,3 +180,13 @@ def model_card(config: TrainConfig, data: TrainData) -> ModelCard:
     kwargs = {**config.model.kwargs, "in_channels": data.channels, "num_classes": data.num_classes}
     return ModelCard(model=config.model.name, model_kwargs=kwargs, classes=list(ds.classes), preprocessing=pre,
                      dataset=config.data.dataset)
+
+
+def progress_bar(total: int | None, desc: str, enabled: bool, initial: int = 0, unit: str = "batch") -> Any:
+    """A tqdm bar that clears itself when done, or None when progress is off."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
+                mininterval=1.0)

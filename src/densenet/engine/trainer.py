@@ -3,8 +3,8 @@
 ``train(config, run_dir)`` is the Python API behind ``densenet train``. Per epoch it trains on
 shuffled batches, measures test accuracy in eval mode, then writes an atomic checkpoint,
 a ``metrics.jsonl`` row and the curves PNG. Ctrl-C (or SIGTERM) mid-epoch writes a checkpoint
-of the batches done so far, and ``--resume`` goes on from the next batch. Loss and train accuracy are running averages
-over the epoch's minibatches in train mode, as the textbook reports them.
+of the batches done so far, and ``--resume`` goes on from the next batch. Loss and train accuracy
+are running averages over the epoch's minibatches in train mode, as the textbook reports them.
 """
 
 from __future__ import annotations
@@ -35,7 +35,15 @@ from densenet.engine.evaluate import evaluate
 from densenet.engine.interrupts import GracefulInterrupts
 from densenet.engine.logging import CURVES_FILE, MetricsLog, TensorBoardLog, plot_curves
 from densenet.engine.performance import PerfOptions, autocast_context, make_grad_scaler, prepare_model, resolve
-from densenet.engine.setup import TrainData, build_data, build_model, build_optimizer, build_scheduler, model_card
+from densenet.engine.setup import (
+    TrainData,
+    build_data,
+    build_model,
+    build_optimizer,
+    build_scheduler,
+    model_card,
+    progress_bar,
+)
 from densenet.errors import ConfigError, DenseNetError, RunDirError
 from densenet.export.weights import atomic_write_bytes, save_model
 from densenet.models import model_info
@@ -229,7 +237,7 @@ class Trainer:
         correct = torch.tensor(partial.correct if carried else 0.0, dtype=torch.float64, device=device)
         count = partial.count if carried else 0
         seconds = partial.seconds if partial is not None else 0.0
-        bar = _progress_bar(len(loader), f"epoch {epoch}/{self.config.run.epochs}", self.progress,
+        bar = progress_bar(len(loader), f"epoch {epoch}/{self.config.run.epochs}", self.progress,
                             initial=partial.batches if partial is not None else 0)
         for x, y in loader:
             t = time.perf_counter()
@@ -345,12 +353,3 @@ class Trainer:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
-
-
-def _progress_bar(total: int, desc: str, enabled: bool, initial: int = 0) -> Any:
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False, dynamic_ncols=True,
-                mininterval=1.0)

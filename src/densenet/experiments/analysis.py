@@ -20,17 +20,8 @@ def aggregate(records: Iterable[dict[str, Any]], by: Sequence[str],
     Each row keeps the ``by`` fields, ``family``, ``params`` and ``flops`` of its group, ``n`` (the
     number of seeds), ``<metric>_mean`` and ``<metric>_std``.
     """
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in records:
-        groups.setdefault(tuple(_hashable(r[k]) for k in by), []).append(r)
     rows = []
-    for members in groups.values():
-        first = members[0]
-        row = {k: first[k] for k in by}
-        for k in ("family", "params", "flops"):
-            if k in first:
-                row[k] = first[k]
-        row["n"] = len(members)
+    for row, members in _groups(records, by, ("family", "params", "flops")):
         for m in metrics:
             row[f"{m}_mean"], row[f"{m}_std"] = mean_std([r[m] for r in members])
         rows.append(row)
@@ -46,22 +37,31 @@ def summarize_repeats(records: Iterable[dict[str, Any]], by: Sequence[str],
     ``by`` fields, ``family``, ``params``, ``flops`` and ``threads`` of its group, ``n`` (the number of
     repeats), ``<metric>_median``, ``<metric>_min`` and ``<metric>_max``.
     """
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in records:
-        groups.setdefault(tuple(_hashable(r[k]) for k in by), []).append(r)
     rows = []
-    for members in groups.values():
-        first = members[0]
-        row = {k: first[k] for k in by}
-        for k in ("family", "params", "flops", "threads"):
-            if k in first:
-                row[k] = first[k]
-        row["n"] = len(members)
+    for row, members in _groups(records, by, ("family", "params", "flops", "threads")):
         for m in metrics:
             values = [r[m] for r in members]
             row[f"{m}_median"], row[f"{m}_min"], row[f"{m}_max"] = statistics.median(values), min(values), max(values)
         rows.append(row)
     return rows
+
+
+def _groups(records: Iterable[dict[str, Any]], by: Sequence[str],
+            keep: Sequence[str]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Records grouped by the ``by`` fields, in first-seen order: (row, members) per group.
+
+    The row starts with the ``by`` fields, those of ``keep`` the first member has, and ``n``.
+    """
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(tuple(_hashable(r[k]) for k in by), []).append(r)
+    out = []
+    for members in groups.values():
+        first = members[0]
+        row = {k: first[k] for k in by} | {k: first[k] for k in keep if k in first}
+        row["n"] = len(members)
+        out.append((row, members))
+    return out
 
 
 def _hashable(value: Any) -> Any:
