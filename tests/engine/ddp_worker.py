@@ -26,9 +26,10 @@ config = load_preset("d2l-fashion-mnist").replace({
     "run.device": "cpu", "optim.lr": 0.05,
 })
 ctx = init_distributed("cpu")
-trainer = Trainer(config, os.path.join(args.out, "run"), ctx=ctx, progress=False)
-interrupt_at = tuple(int(v) for v in args.interrupt_at.split(",")) if args.interrupt_at else None
-summary = trainer.fit(resume=args.resume, interrupt_at=interrupt_at)
+stop_at = tuple(int(v) for v in args.interrupt_at.split(",")) if args.interrupt_at else None
+trainer = Trainer(config, os.path.join(args.out, "run"), ctx=ctx, progress=False,
+                  on_batch_end=lambda s: (s.epoch, s.batch) == stop_at)
+summary = trainer.fit(resume=args.resume)
 state = {k: v.contiguous() for k, v in trainer.model.state_dict().items()}
 save_file(state, os.path.join(args.out, f"rank{ctx.rank}.safetensors"))
 with open(os.path.join(args.out, f"summary{ctx.rank}.json"), "w") as fh:

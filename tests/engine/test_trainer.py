@@ -78,7 +78,7 @@ def one_thread():
 def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, fashion_dir, one_thread):
     cfg = resume_config(fashion_dir)
     train(cfg, tmp_path / "full", progress=False)
-    stopped = Trainer(cfg, tmp_path / "split", progress=False).fit(stop_after=1)
+    stopped = train(cfg, tmp_path / "split", progress=False, on_epoch_end=lambda s: s.epoch == 1)
     assert stopped["interrupted"] and stopped["epochs"] == 1
     assert len((tmp_path / "split" / "metrics.jsonl").read_text().splitlines()) == 1
     state = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)
@@ -91,7 +91,10 @@ def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, fashio
 def test_run_interrupted_mid_epoch_saves_its_batches_and_resumes_bit_identical(tmp_path, fashion_dir, one_thread):
     cfg = resume_config(fashion_dir)  # 640 images at batch 64: 10 batches an epoch
     train(cfg, tmp_path / "full", progress=False)
-    stopped = Trainer(cfg, tmp_path / "split", progress=False).fit(interrupt_at=(2, 4))
+    seen = []
+    stopped = train(cfg, tmp_path / "split", progress=False,
+                    on_batch_end=lambda s: seen.append((s.epoch, s.batch, s.batches)) or (s.epoch, s.batch) == (2, 4))
+    assert seen == [(1, b, 10) for b in range(1, 11)] + [(2, b, 10) for b in range(1, 5)]
     assert stopped["interrupted"] and stopped["epochs"] == 1
     state = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)
     assert state["epoch"] == 1 and state["partial"]["epoch"] == 2 and state["partial"]["batches"] == 4

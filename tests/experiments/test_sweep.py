@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from densenet.engine.trainer import Trainer
+from densenet.engine.trainer import train
 from densenet.errors import ConfigError
 from densenet.experiments.base import DENSENET_FAMILY, RESNET_FAMILY, densenet, resnet
 from densenet.experiments.scales import SCALES, Scale, get_scale
@@ -71,7 +71,7 @@ def test_runs_train_once_then_are_reused_and_an_interrupted_one_resumes(tmp_path
     # A run stopped after epoch 1 of 2 resumes from its checkpoint and ends where an unbroken run ends.
     spec = RunSpec(densenet(8, (2, 2, 2)), 1, 256)
     cfg = sweep.config(spec)
-    Trainer(cfg, sweep.run_dir(cfg), progress=False).fit(stop_after=1)
+    train(cfg, sweep.run_dir(cfg), progress=False, on_epoch_end=lambda s: True)
     assert json.loads((sweep.run_dir(cfg) / "summary.json").read_text())["interrupted"] is True
     resumed = sweep.train([spec])[0]
     assert resumed["reused"] is False and resumed["epochs"] == 2

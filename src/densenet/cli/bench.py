@@ -12,7 +12,6 @@ from densenet.cli.common import (
     info,
     parse_size,
     positive_int,
-    resolve_device,
 )
 
 
@@ -49,10 +48,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
 
     from densenet.engine.bench import BenchConfig, run_bench
+    from densenet.engine.distributed import resolve_device
     from densenet.engine.performance import PerfOptions
     from densenet.errors import UsageError
 
-    device = resolve_device(args.device)
+    device = str(resolve_device(args.device))
     if args.warmup < 0:
         raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
     if args.baseline == "plain" and not args.memory_efficient:

@@ -39,17 +39,6 @@ def apply_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
-def resolve_device(name: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; a CUDA device without CUDA is a usage error."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: no CUDA device is available here; use --device cpu")
-    return name
-
-
 def emit(args: argparse.Namespace, document: Any, text: str) -> None:
     """Print ``document`` as JSON on stdout with ``--json``, else ``text`` for people."""
     if getattr(args, "json", False):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from densenet.cli.common import add_common_flags, emit, info, positive_int, resolve_device
+from densenet.cli.common import add_common_flags, emit, info, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,9 +41,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
+    from densenet.engine.distributed import resolve_device
     from densenet.experiments import run_experiments
 
-    device = resolve_device(args.device)
+    device = str(resolve_device(args.device))
     reports = run_experiments(args.name, args.out, scale=args.scale, seeds=args.seeds, dataset=args.dataset,
                               data_dir=args.data_dir, device=device, jobs=args.jobs, runs_dir=args.runs_dir,
                               progress=not args.no_progress, log=info, from_records=args.from_records)

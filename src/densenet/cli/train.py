@@ -1,4 +1,4 @@
-"""``densenet train``: flags map one-to-one onto :class:`~densenet.engine.config.TrainConfig` fields."""
+"""``densenet train``: a thin layer over :func:`densenet.engine.trainer.train`; flags come from the config."""
 
 from __future__ import annotations
 
@@ -7,69 +7,25 @@ import json
 import time
 from pathlib import Path
 
-from densenet.cli.common import (
-    add_common_flags,
-    add_threads_flag,
-    apply_threads,
-    emit,
-    info,
-    positive_float,
-    positive_int,
-)
+from densenet.cli.common import add_common_flags, add_threads_flag, apply_threads, emit, info
+from densenet.cli.config_flags import add_config_flags, flag_of, overrides_from
 from densenet.errors import RunDirError, UsageError
 
-# flag -> (config field, argparse kwargs). Tests check every field exists in TrainConfig.
-FLAGS: dict[str, tuple[str, dict]] = {
-    "--model": ("model.name", dict(metavar="M", help="model name (see `densenet models`)")),
-    "--memory-efficient": ("model.memory_efficient", dict(action="store_const", const=True,
-                                                          help="recompute concat-BN-ReLU in backward to save memory")),
-    "--dataset": ("data.dataset", dict(metavar="D", help="fashion-mnist, mnist, cifar-10, cifar-100, image-folder")),
-    "--data-dir": ("data.data_dir", dict(metavar="DIR", help="folder holding the dataset's files")),
-    "--resize": ("data.resize", dict(type=positive_int, metavar="N", help="resize images to NxN once")),
-    "--normalize": ("data.normalize", dict(action="store_const", const=True, help="normalize by dataset mean/std")),
-    "--crop-padding": ("data.random_crop_padding", dict(type=int, metavar="P", help="random crop with padding P")),
-    "--hflip": ("data.hflip", dict(action="store_const", const=True, help="random horizontal flips")),
-    "--random-erasing": ("data.random_erasing", dict(type=float, metavar="P", help="random erasing probability")),
-    "--train-subset": ("data.train_subset", dict(type=positive_int, metavar="N", help="first N training images")),
-    "--test-subset": ("data.test_subset", dict(type=positive_int, metavar="N", help="first N test images")),
-    "--no-download": ("data.download", dict(action="store_const", const=False, help="never download data")),
-    "--epochs": ("run.epochs", dict(type=positive_int, metavar="N", help="number of epochs")),
-    "--batch-size": ("run.batch_size", dict(type=positive_int, metavar="N",
-                                            help="images per step per process (under torchrun: per rank)")),
-    "--seed": ("run.seed", dict(type=int, metavar="N", help="random seed")),
-    "--device": ("run.device", dict(choices=["auto", "cpu", "cuda"], help="auto picks a GPU when there is one")),
-    "--precision": ("run.precision", dict(choices=["auto", "fp32", "bf16", "fp16"],
-                                          help="auto: bf16 autocast where the hardware supports it")),
-    "--no-compile": ("run.compile", dict(action="store_const", const=False, help="do not use torch.compile")),
-    "--no-channels-last": ("run.channels_last", dict(action="store_const", const=False,
-                                                     help="keep the default memory format")),
-    "--sync-bn": ("run.sync_batchnorm", dict(action="store_const", const=True, help="SyncBatchNorm under torchrun")),
-    "--lr": ("optim.lr", dict(type=positive_float, metavar="X", help="learning rate")),
-    "--momentum": ("optim.momentum", dict(type=float, metavar="X", help="SGD momentum")),
-    "--weight-decay": ("optim.weight_decay", dict(type=float, metavar="X", help="weight decay")),
-    "--schedule": ("optim.schedule", dict(choices=["constant", "step", "cosine"], help="learning-rate schedule")),
-    "--label-smoothing": ("optim.label_smoothing", dict(type=float, metavar="X", help="label smoothing")),
-}
 RESUME_OVERRIDES = {"run.epochs", "data.data_dir", "run.device"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model", description="Train a model; writes a run directory.")
+    p = sub.add_parser("train", help="train a model", description="Train a model; writes a run directory. "
+                       "Every configuration field has a flag; a flag that is not given keeps the preset's value.")
     p.add_argument("--preset", metavar="NAME|FILE", help="a shipped preset name or a .json preset file "
                    "(default: d2l-fashion-mnist)")
-    for flag, (field, kwargs) in FLAGS.items():
-        p.add_argument(flag, dest=field, default=None, **kwargs)
     p.add_argument("--out", metavar="RUN_DIR", help="output run directory (default: runs/<preset>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (add --epochs N to extend it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_threads_flag(p)
     add_common_flags(p)
+    add_config_flags(p)
     p.set_defaults(func=run)
-
-
-def overrides_from(args: argparse.Namespace) -> dict:
-    """The config fields given on the command line."""
-    return {field: getattr(args, field) for field, _ in FLAGS.values() if getattr(args, field) is not None}
 
 
 def resolve_config(args: argparse.Namespace):
@@ -82,7 +38,7 @@ def resolve_config(args: argparse.Namespace):
             raise UsageError("--resume continues a run with its own configuration; drop --preset/--out")
         extra = set(overrides) - RESUME_OVERRIDES
         if extra:
-            flags = [f for f, (field, _) in FLAGS.items() if field in extra]
+            flags = sorted(flag_of(field) for field in extra)
             raise UsageError(f"{', '.join(flags)} cannot change when resuming; only --epochs, --data-dir and "
                              "--device can")
         run_dir = Path(args.resume)

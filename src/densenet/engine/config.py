@@ -1,7 +1,13 @@
 """Training configuration: typed dataclasses grouped by concern, validated when built.
 
-A preset file (``src/densenet/presets/*.json``) maps one-to-one onto :class:`TrainConfig`;
-CLI flags override single fields. ``TrainConfig.to_dict()`` is what ``config.json`` holds.
+This module is the one source of every training option. A preset file
+(``src/densenet/presets/*.json``) maps one-to-one onto :class:`TrainConfig`; ``densenet train``
+generates one flag per field (:mod:`densenet.cli.config_flags`), with the field's comment as
+its help text; ``TrainConfig.to_dict()`` is what ``config.json`` holds.
+
+Each option's vocabulary is a ``Literal`` type defined once below: the dataclasses validate
+against it, and the CLI takes its ``choices`` from it. Fields typed :data:`PositiveInt` or
+:data:`PositiveFloat` are checked to be positive here and parsed as such by the CLI.
 """
 
 from __future__ import annotations
@@ -9,14 +15,70 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from densenet.errors import ConfigError
 
 PRESET_PACKAGE = "densenet.presets"
+
+
+class Positive:
+    """Marker in ``Annotated[...]``: the value must be a finite number > 0."""
+
+
+PositiveInt = Annotated[int, Positive]
+PositiveFloat = Annotated[float, Positive]
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+Schedule = Literal["constant", "step", "cosine"]
+SchedulePer = Literal["epoch", "step"]
+Init = Literal["xavier", "builder"]
+
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+COMPILE_MODES: tuple[str, ...] = get_args(CompileMode)
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+DEVICES = "auto, cpu, cuda or cuda:N"  # how DEVICE_PATTERN reads in help texts and errors
+
+
+def choices_of(hint: Any) -> tuple[Any, ...] | None:
+    """The allowed values of a ``Literal`` type (or ``Literal | None``), else ``None``."""
+    if get_origin(hint) is Literal:
+        return get_args(hint)
+    if get_origin(hint) in (typing.Union, types.UnionType):
+        for arg in get_args(hint):
+            if get_origin(arg) is Literal:
+                return get_args(arg)
+    return None
+
+
+def is_positive(hint: Any) -> bool:
+    """Whether a field's type is :data:`PositiveInt`/:data:`PositiveFloat` (possibly ``| None``)."""
+    for arg in (hint, *get_args(hint)):
+        if get_origin(arg) is Annotated and Positive in arg.__metadata__:
+            return True
+    return False
+
+
+def validate_fields(obj: Any, section: str) -> None:
+    """Check every ``Literal`` and positive field of the dataclass ``obj`` (``None`` passes for optional ones)."""
+    hints = typing.get_type_hints(type(obj), include_extras=True)
+    for f in fields(obj):
+        value, hint, name = getattr(obj, f.name), hints[f.name], f"{section}.{f.name}"
+        if value is None:
+            continue
+        choices = choices_of(hint)
+        _check(choices is None or value in choices,
+               f"{name} must be one of {', '.join(map(str, choices or ()))}, got {value!r}")
+        if is_positive(hint):
+            _check(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                   and value > 0, f"{name} must be a positive number, got {value!r}")
 
 
 @dataclass
@@ -25,11 +87,11 @@ class ModelArgs:
 
     name: str = "d2l_densenet"  # a registry name, see `densenet models`
     memory_efficient: bool = False  # recompute concat-BN-ReLU in backward: less memory, a bit slower
-    kwargs: dict[str, Any] = field(default_factory=dict)  # extra builder arguments, e.g. {"drop_rate": 0.2}
-    init: str = "xavier"  # weight init of a fresh model: "xavier" (the textbook's) or "builder" (the model's own)
+    kwargs: dict[str, Any] = field(default_factory=dict)  # extra builder arguments as JSON, e.g. {"drop_rate": 0.2}
+    init: Init = "xavier"  # weight init of a fresh model: "xavier" (the textbook's) or "builder" (the model's own)
 
     def __post_init__(self) -> None:
-        _check(self.init in ("xavier", "builder"), f"model.init must be 'xavier' or 'builder', got {self.init!r}")
+        validate_fields(self, "model")
 
 
 @dataclass
@@ -38,20 +100,17 @@ class DataArgs:
 
     dataset: str = "fashion-mnist"  # fashion-mnist, mnist, cifar-10, cifar-100, or image-folder
     data_dir: str | None = None  # folder with the dataset's files (overrides $DENSENET_DATA and the cache)
-    resize: int | None = 96  # side length images are resized to once, before training; None keeps native size
+    resize: PositiveInt | None = 96  # side length images are resized to once, before training; None keeps native size
     normalize: bool = False  # subtract the dataset mean / divide by std (the textbook does not)
-    train_subset: int | None = None  # use only the first N training images (quick runs)
-    test_subset: int | None = None  # use only the first N test images
+    train_subset: PositiveInt | None = None  # train on a seeded, class-balanced draw of N training images
+    test_subset: PositiveInt | None = None  # test on a seeded, class-balanced draw of N test images
     random_crop_padding: int = 0  # CIFAR-style random crop with this zero padding (0 = off)
     hflip: bool = False  # random horizontal flip
     random_erasing: float = 0.0  # probability of random erasing per image (0 = off)
     download: bool = True  # download from the upstream address when no local copy is found
 
     def __post_init__(self) -> None:
-        _check(self.resize is None or self.resize >= 1, f"data.resize must be positive, got {self.resize}")
-        for name in ("train_subset", "test_subset"):
-            value = getattr(self, name)
-            _check(value is None or value >= 1, f"data.{name} must be a positive number of images, got {value}")
+        validate_fields(self, "data")
         _check(self.random_crop_padding >= 0, "data.random_crop_padding must be >= 0")
         _check(0.0 <= self.random_erasing <= 1.0, "data.random_erasing is a probability in [0, 1]")
 
@@ -60,51 +119,64 @@ class DataArgs:
 class OptimArgs:
     """Optimizer, learning-rate schedule and loss."""
 
-    lr: float = 0.1  # initial learning rate
+    lr: PositiveFloat = 0.1  # initial learning rate
     momentum: float = 0.0  # SGD momentum (the textbook uses none)
     nesterov: bool = False  # Nesterov momentum (the paper's CIFAR recipe)
     weight_decay: float = 0.0  # L2 penalty
-    schedule: str = "constant"  # "constant", "step" (divide by `gamma` at `milestones`) or "cosine"
+    schedule: Schedule = "constant"  # "constant", "step" (multiply by gamma at each milestone) or "cosine"
     milestones: list[float] = field(default_factory=list)  # epochs; values < 1 are fractions of all epochs
     gamma: float = 0.1  # factor applied at each milestone
     warmup_epochs: int = 0  # linear warm-up epochs before the schedule
-    schedule_per: str = "epoch"  # update the learning rate after every "epoch" or after every optimizer "step"
+    schedule_per: SchedulePer = "epoch"  # update the learning rate after every "epoch" or every optimizer "step"
     label_smoothing: float = 0.0  # cross-entropy label smoothing
 
     def __post_init__(self) -> None:
-        _check(math.isfinite(self.lr) and self.lr > 0, f"lr must be a positive number, got {self.lr}")
+        validate_fields(self, "optim")
         _check(0.0 <= self.momentum < 1.0, f"momentum must lie in [0, 1), got {self.momentum}")
         _check(not self.nesterov or self.momentum > 0, "nesterov needs momentum > 0")
         _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        _check(self.schedule in ("constant", "step", "cosine"),
-               f"schedule must be constant, step or cosine, got {self.schedule!r}")
         _check(all(m > 0 for m in self.milestones), "milestones must be positive")
         _check(0.0 < self.gamma <= 1.0, f"gamma must lie in (0, 1], got {self.gamma}")
         _check(self.warmup_epochs >= 0, "warmup_epochs must be >= 0")
-        _check(self.schedule_per in ("epoch", "step"), f"schedule_per must be epoch or step, got {self.schedule_per!r}")
         _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing must lie in [0, 1)")
 
 
 @dataclass
-class RunArgs:
-    """How long, how big, where, and how fast."""
+class PerfOptions:
+    """How fast: what the user asked for; ``"auto"``/``None`` leave the decision to
+    :func:`densenet.engine.performance.resolve`, which decides per device."""
 
-    epochs: int = 10  # passes over the training set
-    batch_size: int = 256  # images per optimizer step, per process (under torchrun: per rank)
+    precision: Precision = "auto"  # autocast: "auto" (bf16 or fp16 where the hardware has it), "fp32", "bf16", "fp16"
+    channels_last: bool | None = None  # channels-last (NHWC) memory format; unset decides by device
+    compile: bool | None = None  # torch.compile; unset: on where a compiler toolchain is present
+    compile_mode: CompileMode | None = None  # torch.compile's mode; unset: its default
+
+    def __post_init__(self) -> None:
+        validate_fields(self, "run")
+
+
+@dataclass
+class RunArgs(PerfOptions):
+    """How long, how big, where, and how fast.
+
+    The speed options are inherited from :class:`PerfOptions`, so they are defined once, sit flat in
+    ``config.json``'s ``run`` section (as in every earlier run directory), and ``config.run`` is itself
+    the :class:`PerfOptions` the engine resolves.
+    """
+
+    epochs: PositiveInt = 10  # passes over the training set
+    batch_size: PositiveInt = 256  # images per optimizer step, per process (under torchrun: per rank)
     seed: int = 0  # seeds initialization, shuffling, augmentation and dropout
-    device: str = "auto"  # "auto" (cuda:0 if present, else cpu, like d2l's try_gpu), "cpu" or "cuda"
-    precision: str = "auto"  # "auto" (bf16 autocast where the hardware has it), "fp32", "bf16" or "fp16"
-    compile: bool | None = None  # torch.compile: None decides by device, False turns it off
-    channels_last: bool | None = None  # channels-last memory format: None decides by device
+    device: str = "auto"  # auto (a GPU if there is one, like d2l's try_gpu), cpu, cuda or cuda:N
     sync_batchnorm: bool = False  # under torchrun, synchronize BatchNorm statistics across ranks
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1, f"epochs must be a positive integer, got {self.epochs}")
-        _check(self.batch_size >= 1, f"batch size must be a positive integer, got {self.batch_size}")
-        _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
-               f"device must be auto, cpu or cuda, got {self.device!r}")
-        _check(self.precision in ("auto", "fp32", "bf16", "fp16"),
-               f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        super().__post_init__()
+        _check(isinstance(self.device, str) and DEVICE_PATTERN.fullmatch(self.device) is not None,
+               f"device must be {DEVICES}, got {self.device!r}")
+
+
+SECTIONS: dict[str, type] = {"model": ModelArgs, "data": DataArgs, "optim": OptimArgs, "run": RunArgs}
 
 
 @dataclass
@@ -127,9 +199,8 @@ class TrainConfig:
         _check(isinstance(data, dict), f"{source}: expected a JSON object")
         unknown = set(data) - set(groups)
         _check(not unknown, f"{source}: unknown section(s) {sorted(unknown)}; expected {sorted(groups)}")
-        kinds = {"model": ModelArgs, "data": DataArgs, "optim": OptimArgs, "run": RunArgs}
         built: dict[str, Any] = {"preset": data.get("preset")}
-        for name, kind in kinds.items():
+        for name, kind in SECTIONS.items():
             built[name] = _build(kind, data.get(name, {}), f"{source}: [{name}]")
         return cls(**built)
 

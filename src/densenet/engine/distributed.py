@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from densenet.engine.config import DEVICE_PATTERN, DEVICES
 from densenet.errors import ConfigError
 
 
@@ -31,15 +32,28 @@ class DistContext:
         return self.world_size > 1
 
 
-def select_device(preference: str, local_rank: int = 0) -> torch.device:
-    """``auto`` picks the GPU when there is one (the textbook's ``try_gpu``), else the CPU."""
-    if preference == "auto":
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The one reading of ``--device`` for every command: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    ``auto`` picks GPU ``local_rank`` when there is one (the textbook's ``try_gpu``), else the CPU;
+    plain ``cuda`` means GPU ``local_rank`` (each torchrun rank its own).
+
+    Raises:
+        ConfigError: a CUDA device that this machine does not have, or a name that is no device.
+    """
+    if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    if preference.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-        return torch.device(preference if ":" in preference else f"cuda:{local_rank}")
-    return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if DEVICE_PATTERN.fullmatch(name) is None:
+        raise ConfigError(f"--device must be {DEVICES}, got {name!r}")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device is available here; use --device cpu or auto")
+    index = int(name.partition(":")[2] or local_rank)
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise ConfigError(f"--device {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return torch.device(f"cuda:{index}")
 
 
 def init_distributed(device_preference: str) -> DistContext:
@@ -50,7 +64,7 @@ def init_distributed(device_preference: str) -> DistContext:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = select_device(device_preference, local_rank)
+    device = resolve_device(device_preference, local_rank)
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":

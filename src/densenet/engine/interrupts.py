@@ -10,21 +10,19 @@ from types import FrameType, TracebackType
 class GracefulInterrupts:
     """Context manager that records SIGINT/SIGTERM instead of dying mid-write.
 
-    The first signal sets :attr:`requested` (and :attr:`immediate`: the loop stops at the next
-    batch, keeping the last complete epoch's checkpoint). A second signal raises
-    ``KeyboardInterrupt`` at once. Only installed in the main thread.
+    The first signal sets :attr:`requested`: the training loop stops after the current batch and
+    saves the batches done so far. A second signal raises ``KeyboardInterrupt`` at once. Only
+    installed in the main thread.
     """
 
     def __init__(self) -> None:
         self.requested = False
-        self.immediate = False
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        self.immediate = True
 
     def __enter__(self) -> GracefulInterrupts:
         if threading.current_thread() is threading.main_thread():

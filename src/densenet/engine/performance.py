@@ -31,29 +31,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from densenet.errors import ConfigError
+from densenet.engine.config import PRECISIONS, PerfOptions  # noqa: F401  (PRECISIONS: re-exported)
 from densenet.models.layers import DenseLayer
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@dataclass
-class PerfOptions:
-    """What the user asked for; ``"auto"``/``None`` leave the decision to :func:`resolve`."""
-
-    precision: str = "auto"  # "auto" (bf16/fp16 autocast where the hardware has it), "fp32", "bf16" or "fp16"
-    channels_last: bool | None = None  # NHWC memory format; None = on for CPU and CUDA
-    compile: bool | None = None  # torch.compile; None = on where a compiler toolchain is present
-    compile_mode: str | None = None  # torch.compile's mode ("reduce-overhead", "max-autotune", ...); None = default
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.compile_mode not in COMPILE_MODES:
-            modes = ", ".join(m for m in COMPILE_MODES if m)
-            raise ConfigError(f"compile_mode must be one of {modes} (or None), got {self.compile_mode!r}")
 
 
 @dataclass(frozen=True)

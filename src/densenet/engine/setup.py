@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,8 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
 
-from densenet.data import BatchLoader, ImageDataset, load_dataset, locate_dataset
+from densenet.data import IMAGE_FOLDER, BatchLoader, ImageDataset, load_dataset
 from densenet.engine.config import TrainConfig
 from densenet.engine.distributed import DistContext
 from densenet.errors import ConfigError
@@ -44,25 +46,18 @@ class TrainData:
 
 def load_split(config: TrainConfig, split: str, log: Callable[[str], None] | None = None,
                progress: bool = False) -> ImageDataset:
-    """Load one split of the configured dataset, resized once, with the configured subset.
+    """Load one split of the configured dataset (found by :func:`~densenet.data.load_dataset`'s lookup),
+    resized once, with the configured subset.
 
     With ``progress``, a bar counts the pictures decoded or resized (the slow part for big folders).
     """
     d = config.data
-    root = locate_dataset(d.dataset, d.data_dir, download=d.download) if d.dataset != "image-folder" else None
-    if d.dataset == "image-folder":
-        if not d.data_dir:
-            raise ConfigError("--dataset image-folder needs --data-dir pointing at a folder with one subfolder "
-                              "per class")
-        root = d.data_dir
+    if d.dataset == IMAGE_FOLDER and not d.data_dir:
+        raise ConfigError("--dataset image-folder needs --data-dir pointing at a folder with one subfolder per class")
     if log:
-        log(f"loading {d.dataset} {split} split from {root}")
-    bar = progress_bar(None, f"preparing the {split} split", progress, unit="img")
-    try:
-        ds = load_dataset(d.dataset, split, root, image_size=d.resize, progress=bar.update if bar is not None else None)
-    finally:
-        if bar is not None:
-            bar.close()
+        log(f"loading {d.dataset} {split} split" + (f" from {d.data_dir}" if d.data_dir else ""))
+    with progress_bar(None, f"preparing the {split} split", progress, unit="img") as bar:
+        ds = load_dataset(d.dataset, split, d.data_dir, download=d.download, image_size=d.resize, progress=bar.update)
     n = d.train_subset if split == "train" else d.test_subset
     if n is not None:
         if n > len(ds):
@@ -182,11 +177,8 @@ def model_card(config: TrainConfig, data: TrainData) -> ModelCard:
                      dataset=config.data.dataset)
 
 
-def progress_bar(total: int | None, desc: str, enabled: bool, initial: int = 0, unit: str = "batch") -> Any:
-    """A tqdm bar that clears itself when done, or None when progress is off."""
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
+def progress_bar(total: int | None, desc: str, enabled: bool, initial: int = 0, unit: str = "batch") -> tqdm:
+    """The one progress bar of training, data preparation and sweeps: a tqdm bar on stderr that clears itself
+    when done; with ``enabled=False`` a disabled one, whose ``update`` and ``close`` do nothing."""
     return tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
-                mininterval=1.0)
+                mininterval=1.0, disable=not enabled, file=sys.stderr)

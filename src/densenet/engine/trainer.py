@@ -34,7 +34,7 @@ from densenet.engine.distributed import (
 from densenet.engine.evaluate import evaluate
 from densenet.engine.interrupts import GracefulInterrupts
 from densenet.engine.logging import CURVES_FILE, MetricsLog, TensorBoardLog, plot_curves
-from densenet.engine.performance import PerfOptions, autocast_context, make_grad_scaler, prepare_model, resolve
+from densenet.engine.performance import autocast_context, make_grad_scaler, prepare_model, resolve
 from densenet.engine.setup import (
     TrainData,
     build_data,
@@ -49,6 +49,30 @@ from densenet.export.weights import atomic_write_bytes, save_model
 from densenet.models import model_info
 
 Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainState:
+    """Where a run stands, as callbacks see it.
+
+    Attributes:
+        epoch: The current epoch (1-based).
+        batch: Batches of this epoch done so far (at an epoch's end: all of them).
+        batches: Batches per epoch.
+        loss: The last batch's loss (``on_batch_end``), or the epoch's mean loss (``on_epoch_end``).
+        metrics: At an epoch's end, that epoch's ``metrics.jsonl`` row; else ``None``.
+    """
+
+    epoch: int
+    batch: int
+    batches: int
+    loss: float
+    metrics: dict[str, Any] | None = None
+
+
+Callback = Callable[[TrainState], bool | None]
+"""Called after each batch (``on_batch_end``) or epoch (``on_epoch_end``); returning True stops the run the way
+Ctrl-C does: the state so far is saved and ``densenet train --resume`` continues it."""
 
 
 class DivergenceError(DenseNetError):
@@ -79,19 +103,23 @@ class PartialEpoch:
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
-          log: Log | None = None) -> dict[str, Any]:
+          log: Log | None = None, on_batch_end: Callback | None = None,
+          on_epoch_end: Callback | None = None) -> dict[str, Any]:
     """Train according to ``config``, writing the run directory; return the summary.
 
     Args:
         config: The resolved configuration. With ``resume``, ``run.epochs`` may extend the run.
-        run_dir: Output folder (see INTERFACE.md, "A run directory").
+        run_dir: Output folder (see docs/interface.md, "A run directory").
         resume: Continue from ``run_dir/checkpoints/last.pt``.
         progress: Show a progress bar per epoch (stderr).
         log: Where human-readable lines go (default: nowhere).
+        on_batch_end: See :data:`Callback`; e.g. ``lambda s: s.batch == 10`` stops after ten batches.
+        on_epoch_end: See :data:`Callback`; e.g. ``lambda s: s.metrics["test_acc"] > 0.9`` stops early.
     """
     ctx = init_distributed(config.run.device)
     try:
-        return Trainer(config, run_dir, ctx=ctx, progress=progress, log=log).fit(resume)
+        return Trainer(config, run_dir, ctx=ctx, progress=progress, log=log, on_batch_end=on_batch_end,
+                       on_epoch_end=on_epoch_end).fit(resume)
     finally:
         shutdown(ctx)
 
@@ -105,16 +133,21 @@ class Trainer:
         ctx: The distributed context (default: from the environment, see :func:`init_distributed`).
         progress: Show progress bars.
         log: Where human-readable lines go.
+        on_batch_end: Called after every training batch; True stops the run (see :data:`Callback`).
+        on_epoch_end: Called after every epoch's checkpoint; True stops the run (see :data:`Callback`).
     """
 
     def __init__(self, config: TrainConfig, run_dir: str | Path, *, ctx: DistContext | None = None,
-                 progress: bool = True, log: Log | None = None) -> None:
+                 progress: bool = True, log: Log | None = None, on_batch_end: Callback | None = None,
+                 on_epoch_end: Callback | None = None) -> None:
         ctx = ctx or init_distributed(config.run.device)
         log = log or (lambda _m: None)
         self.config, self.run_dir, self.ctx = config, Path(run_dir), ctx
         self.progress = progress and ctx.is_main
         self.interrupted = False
         self.log = log if ctx.is_main else (lambda _m: None)
+        self.on_batch_end = on_batch_end
+        self.on_epoch_end = on_epoch_end or (lambda _s: False)
 
     # -- set-up -----------------------------------------------------------------------------------
     def _setup(self, resume: bool) -> dict[str, Any] | None:
@@ -124,8 +157,7 @@ class Trainer:
         torch.manual_seed(cfg.run.seed)
         self.data: TrainData = build_data(cfg, ctx, self.log, self.progress)
         self.model = build_model(cfg, self.data, fresh=state is None).to(ctx.device)
-        self.perf = resolve(PerfOptions(precision=cfg.run.precision, channels_last=cfg.run.channels_last,
-                                        compile=cfg.run.compile), ctx.device)
+        self.perf = resolve(cfg.run, ctx.device)
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer, steps_per_epoch=len(self.data.train_loader))
         self.step_schedule = cfg.optim.schedule_per == "step"
@@ -153,14 +185,11 @@ class Trainer:
         return state
 
     # -- the loop ----------------------------------------------------------------------------------
-    def fit(self, resume: bool = False, stop_after: int | None = None,
-            interrupt_at: tuple[int, int] | None = None) -> dict[str, Any]:
+    def fit(self, resume: bool = False) -> dict[str, Any]:
         """Train (or continue from the run directory's last checkpoint) and return the summary.
 
         Args:
-            resume: Continue from ``checkpoints/last.pt`` (mid-epoch if Ctrl-C wrote it).
-            stop_after: Stop after this epoch as an interruption would (the run stays resumable).
-            interrupt_at: ``(epoch, batch)``: act as if Ctrl-C came right after that batch (1-based).
+            resume: Continue from ``checkpoints/last.pt`` (mid-epoch if Ctrl-C or a callback stopped it).
         """
         cfg = self.config
         state = self._setup(resume)
@@ -168,64 +197,81 @@ class Trainer:
         start = state["epoch"] if state else 0
         best = state.get("best_test_acc", -1.0) if state else -1.0
         partial = PartialEpoch(**state["partial"]) if state and state.get("partial") else None
-        elapsed0 = rows[-1]["elapsed_s"] if rows else 0.0
+        metrics, tb = self._open_run_dir(rows, start)
+        self.log(self._banner(start, partial))
+        self._clock = (time.perf_counter(), rows[-1]["elapsed_s"] if rows else 0.0)
+        with GracefulInterrupts() as interrupts:
+            for epoch in range(start + 1, cfg.run.epochs + 1):
+                stats = self._train_epoch(epoch, interrupts, partial)
+                partial = None
+                if isinstance(stats, PartialEpoch):  # stopped mid-epoch: save what it did
+                    self._save_partial(epoch, rows, best, stats)
+                    break
+                rows.append(self._epoch_row(epoch, stats))
+                is_best = rows[-1]["test_acc"] > best
+                best = max(best, rows[-1]["test_acc"])
+                if self.ctx.is_main:
+                    self._save_epoch(epoch, rows, best, is_best, metrics, tb)
+                if self._stop_after_epoch(epoch, rows[-1], interrupts):
+                    break
+        barrier(self.ctx)
+        if tb:
+            tb.close()
+        return self._finish(rows, best)
+
+    def _open_run_dir(self, rows: list[dict[str, Any]], start: int) -> tuple[MetricsLog, TensorBoardLog | None]:
+        """Write config.json and trim metrics.jsonl to the checkpoint's epochs (main process only)."""
         metrics = MetricsLog(self.run_dir)
         tb = TensorBoardLog(self.run_dir) if self.ctx.is_main else None
         if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             ckpt.remove_stale_temp_files(self.run_dir)  # left by a process killed mid-write
-            _write_json(self.run_dir / "config.json", cfg.to_dict())
+            _write_json(self.run_dir / "config.json", self.config.to_dict())
             metrics.reset(rows)  # exactly one row per epoch the checkpoint covers
-        if start >= cfg.run.epochs:
+        if start >= self.config.run.epochs:
             raise RunDirError(f"{self.run_dir} already finished {start} epochs; pass --epochs N with N > {start} "
                               "to extend it")
-        self.log(self._banner(start, partial))
-        t0 = time.perf_counter()
-        train_seconds = sum(r["train_seconds"] for r in rows)
-        examples = sum(r["examples"] for r in rows)
-        with GracefulInterrupts() as interrupts:
-            for epoch in range(start + 1, cfg.run.epochs + 1):
-                if stop_after is not None and epoch > stop_after:
-                    self.interrupted = True
-                    break
-                stop_batch = interrupt_at[1] if interrupt_at and interrupt_at[0] == epoch else None
-                stats = self._train_epoch(epoch, interrupts, partial, stop_batch)
-                partial = None
-                if isinstance(stats, PartialEpoch):  # interrupted mid-epoch: save what it did
-                    self.interrupted = True
-                    if self.ctx.is_main:
-                        ckpt.save_checkpoint(self.run_dir, self._state(epoch - 1, rows, best, stats), is_best=False)
-                    self.log(f"interrupted in epoch {epoch} after {stats.batches} of "
-                             f"{len(self.data.train_loader)} batches; saved to {self.run_dir}/checkpoints/"
-                             f"{ckpt.LAST}. Continue with: densenet train --resume {self.run_dir}")
-                    break
-                if not self.step_schedule:
-                    self.scheduler.step()
-                test = evaluate(self.net, self.data.test_loader, self.data.num_classes,
-                                autocast=autocast_context(self.perf), ctx=self.ctx)
-                train_seconds += stats.train_seconds
-                examples += stats.examples
-                row = {"epoch": epoch, "loss": stats.loss, "train_acc": stats.train_acc,
-                       "test_acc": test["accuracy"], "test_loss": test["loss"],
-                       "examples_per_sec": stats.examples / stats.train_seconds,
-                       "elapsed_s": elapsed0 + time.perf_counter() - t0, "train_seconds": stats.train_seconds,
-                       "examples": stats.examples, "lr": self.optimizer.param_groups[0]["lr"]}
-                rows.append(row)
-                is_best = row["test_acc"] > best
-                best = max(best, row["test_acc"])
-                if self.ctx.is_main:
-                    self._save_epoch(epoch, rows, best, is_best, metrics, tb)
-                self.log(f"epoch {epoch}/{cfg.run.epochs}: loss {row['loss']:.3f}, train acc {row['train_acc']:.3f}, "
-                         f"test acc {row['test_acc']:.3f}, {row['examples_per_sec']:.1f} examples/sec")
-        barrier(self.ctx)
-        if tb:
-            tb.close()
-        return self._finish(rows, examples, train_seconds, best)
+        return metrics, tb
 
-    def _train_epoch(self, epoch: int, interrupts: GracefulInterrupts, partial: PartialEpoch | None = None,
-                     stop_batch: int | None = None) -> EpochStats | PartialEpoch:
+    def _epoch_row(self, epoch: int, stats: EpochStats) -> dict[str, Any]:
+        """Step the per-epoch schedule, measure the test set, and make the epoch's metrics row."""
+        if not self.step_schedule:
+            self.scheduler.step()
+        test = evaluate(self.net, self.data.test_loader, self.data.num_classes,
+                        autocast=autocast_context(self.perf), ctx=self.ctx)
+        t0, elapsed0 = self._clock
+        row = {"epoch": epoch, "loss": stats.loss, "train_acc": stats.train_acc,
+               "test_acc": test["accuracy"], "test_loss": test["loss"],
+               "examples_per_sec": stats.examples / stats.train_seconds,
+               "elapsed_s": elapsed0 + time.perf_counter() - t0, "train_seconds": stats.train_seconds,
+               "examples": stats.examples, "lr": self.optimizer.param_groups[0]["lr"]}
+        self.log(f"epoch {epoch}/{self.config.run.epochs}: loss {row['loss']:.3f}, train acc {row['train_acc']:.3f}, "
+                 f"test acc {row['test_acc']:.3f}, {row['examples_per_sec']:.1f} examples/sec")
+        return row
+
+    def _stop_after_epoch(self, epoch: int, row: dict[str, Any], interrupts: GracefulInterrupts) -> bool:
+        """Whether Ctrl-C or ``on_epoch_end`` asks to stop now, with epochs still to go."""
+        batches = len(self.data.train_loader)
+        asked = interrupts.requested or bool(self.on_epoch_end(TrainState(epoch, batches, batches, row["loss"], row)))
+        if not broadcast_flag(asked, self.ctx) or epoch >= self.config.run.epochs:
+            return False
+        self.interrupted = True
+        self.log(f"stopped after epoch {epoch}; saved to {self.run_dir}/checkpoints/{ckpt.LAST}. "
+                 f"Continue with: densenet train --resume {self.run_dir}")
+        return True
+
+    def _save_partial(self, epoch: int, rows: list[dict[str, Any]], best: float, stats: PartialEpoch) -> None:
+        self.interrupted = True
+        if self.ctx.is_main:
+            ckpt.save_checkpoint(self.run_dir, self._state(epoch - 1, rows, best, stats), is_best=False)
+        self.log(f"interrupted in epoch {epoch} after {stats.batches} of {len(self.data.train_loader)} batches; "
+                 f"saved to {self.run_dir}/checkpoints/{ckpt.LAST}. Continue with: densenet train --resume "
+                 f"{self.run_dir}")
+
+    def _train_epoch(self, epoch: int, interrupts: GracefulInterrupts,
+                     partial: PartialEpoch | None = None) -> EpochStats | PartialEpoch:
         """Train one epoch (from ``partial``'s next batch when resuming one); a :class:`PartialEpoch` if
-        interrupted."""
+        Ctrl-C or ``on_batch_end`` stopped it."""
         loader = self.data.train_loader
         loader.set_epoch(epoch)
         if partial is not None:
@@ -237,30 +283,26 @@ class Trainer:
         correct = torch.tensor(partial.correct if carried else 0.0, dtype=torch.float64, device=device)
         count = partial.count if carried else 0
         seconds = partial.seconds if partial is not None else 0.0
-        bar = progress_bar(len(loader), f"epoch {epoch}/{self.config.run.epochs}", self.progress,
-                            initial=partial.batches if partial is not None else 0)
-        for x, y in loader:
-            t = time.perf_counter()
-            loss, logits = self._step(x, y)
-            loss_sum += loss.detach().double() * y.numel()
-            correct += (logits.detach().argmax(1) == y).sum()
-            count += y.numel()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds += time.perf_counter() - t
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{(correct / count).item():.3f}",
-                                img_s=f"{count / seconds:.0f}", refresh=False)
-            stop = interrupts.requested and interrupts.immediate or loader.batches_done == stop_batch
-            if broadcast_flag(stop, self.ctx) and loader.batches_done < len(loader):
-                if bar is not None:
-                    bar.close()
-                sums = self._sum_over_ranks(loss_sum, correct, count)
-                return PartialEpoch(epoch, loader.batches_done, sums[0].item(), sums[1].item(), int(sums[2].item()),
-                                    seconds)
-        if bar is not None:
-            bar.close()
+        with progress_bar(len(loader), f"epoch {epoch}/{self.config.run.epochs}", self.progress,
+                          initial=partial.batches if partial is not None else 0) as bar:
+            for x, y in loader:
+                t = time.perf_counter()
+                loss, logits = self._step(x, y)
+                loss_sum += loss.detach().double() * y.numel()
+                correct += (logits.detach().argmax(1) == y).sum()
+                count += y.numel()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                seconds += time.perf_counter() - t
+                if self.progress:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{(correct / count).item():.3f}",
+                                    img_s=f"{count / seconds:.0f}", refresh=False)
+                stop = interrupts.requested or self._batch_callback(epoch, loader.batches_done, len(loader), loss)
+                if broadcast_flag(stop, self.ctx) and loader.batches_done < len(loader):
+                    sums = self._sum_over_ranks(loss_sum, correct, count)
+                    return PartialEpoch(epoch, loader.batches_done, sums[0].item(), sums[1].item(),
+                                        int(sums[2].item()), seconds)
         sums = self._sum_over_ranks(loss_sum, correct, count)
         total = sums[2].item()
         mean_loss = sums[0].item() / total
@@ -269,6 +311,11 @@ class Trainer:
                                   f"(epoch {epoch - 1}) is kept. Lower --lr (now {self.config.optim.lr}) or use "
                                   "--precision fp32, then start again")
         return EpochStats(mean_loss, sums[1].item() / total, int(total), seconds * self.ctx.world_size)
+
+    def _batch_callback(self, epoch: int, batch: int, batches: int, loss: torch.Tensor) -> bool:
+        if self.on_batch_end is None:
+            return False
+        return bool(self.on_batch_end(TrainState(epoch, batch, batches, loss.item())))
 
     def _sum_over_ranks(self, loss_sum: torch.Tensor, correct: torch.Tensor, count: int) -> torch.Tensor:
         count_t = torch.tensor(float(count), dtype=torch.float64, device=self.ctx.device)
@@ -313,8 +360,9 @@ class Trainer:
             "partial": asdict(partial) if partial is not None else None,
         }
 
-    def _finish(self, rows: list[dict[str, Any]], examples: int, train_seconds: float, best: float) -> dict[str, Any]:
+    def _finish(self, rows: list[dict[str, Any]], best: float) -> dict[str, Any]:
         last = rows[-1] if rows else {}
+        examples, train_seconds = sum(r["examples"] for r in rows), sum(r["train_seconds"] for r in rows)
         summary = {
             **{k: last.get(k) for k in ("epoch", "loss", "train_acc", "test_acc", "test_loss", "elapsed_s")},
             "epochs": len(rows),

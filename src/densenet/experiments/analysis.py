@@ -7,6 +7,8 @@ import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
@@ -99,11 +101,8 @@ def cost_at_accuracy(points: Sequence[tuple[float, float]], target: float) -> fl
     front = frontier(points)
     if not front or target < front[0][1] or target > front[-1][1]:
         return None
-    for (c0, a0), (c1, a1) in zip(front, front[1:]):
-        if a0 <= target <= a1:
-            t = (target - a0) / (a1 - a0)
-            return math.exp(math.log(c0) + t * (math.log(c1) - math.log(c0)))
-    return front[0][0]  # a single point, hit exactly
+    costs, accs = zip(*front)  # accuracies strictly rising along the frontier
+    return float(np.exp(np.interp(target, accs, np.log(costs))))
 
 
 def accuracy_at_cost(points: Sequence[tuple[float, float]], cost: float) -> float | None:
@@ -114,11 +113,8 @@ def accuracy_at_cost(points: Sequence[tuple[float, float]], cost: float) -> floa
     pts = sorted(points)
     if not pts or cost < pts[0][0] or cost > pts[-1][0]:
         return None
-    for (c0, a0), (c1, a1) in zip(pts, pts[1:]):
-        if c0 <= cost <= c1:
-            t = 0.0 if c1 == c0 else (math.log(cost) - math.log(c0)) / (math.log(c1) - math.log(c0))
-            return a0 + t * (a1 - a0)
-    return pts[0][1]
+    costs, accs = zip(*pts)
+    return float(np.interp(math.log(cost), np.log(costs), accs))
 
 
 def matched_ratios(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]],

@@ -14,7 +14,6 @@ import hashlib
 import json
 import multiprocessing
 import shutil
-import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import torch
 
 from densenet.engine import checkpoint as ckpt
 from densenet.engine.config import DataArgs, ModelArgs, OptimArgs, RunArgs, TrainConfig
+from densenet.engine.setup import progress_bar
 from densenet.experiments.scales import Scale
 
 Log = Callable[[str], None]
@@ -148,7 +148,7 @@ class Sweep:
         if todo:
             self.log(f"{len(specs) - len(todo)} of {len(specs)} runs already exist; training {len(unique)} "
                      f"with {self.jobs} job(s)")
-        bar = _bar(len(unique), "runs", self.progress)
+        bar = progress_bar(len(unique), "runs", self.progress, unit="run")
         threads = self.train_threads
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=_init_worker,
@@ -168,10 +168,8 @@ class Sweep:
                 self.log(f"  {first['label']} seed {first['seed']} on {first['train_images']} images: test acc "
                          f"{first['test_acc']:.4f}, train acc {first['train_acc']:.4f} "
                          f"({first['train_seconds']:.0f} s)")
-                if bar is not None:
-                    bar.update(1)
-        if bar is not None:
-            bar.close()
+                bar.update(1)
+        bar.close()
         return [records[i] for i in range(len(specs))]
 
     def _record(self, spec: RunSpec, cfg: TrainConfig, summary: dict[str, Any], reused: bool) -> dict[str, Any]:
@@ -196,7 +194,7 @@ class Sweep:
         from densenet.engine.performance import PerfOptions
 
         out = []
-        bar = _bar(len(specs), "timings", self.progress)
+        bar = progress_bar(len(specs), "timings", self.progress, unit="timing")
         for spec in specs:
             key = {"arch": [spec.arch.base, spec.arch.args], "precision": spec.precision, "repeat": spec.repeat,
                    "batch": self.scale.bench_batch, "steps": self.scale.bench_steps, "dataset": self.dataset,
@@ -221,10 +219,8 @@ class Sweep:
                         "images_per_s": ips, "threads": result["threads"], "device": result["device"],
                         # forward + backward is about 3 forward passes
                         "achieved_gflops": ips * 3 * flops / 1e9})
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
+            bar.update(1)
+        bar.close()
         return out
 
 
@@ -280,12 +276,3 @@ def _train_one(config: dict[str, Any], run_dir: str, resume: bool) -> dict[str, 
     from densenet.engine.trainer import train
 
     return train(TrainConfig.from_dict(config), run_dir, resume=resume, progress=False)
-
-
-def _bar(total: int, unit: str, enabled: bool) -> Any:
-    if not enabled or total == 0:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit=unit[:-1], desc=unit, file=sys.stderr, dynamic_ncols=True)
-
