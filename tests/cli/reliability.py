@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from densenet.data.shapes import write_shapes_folder
+from densenet.data.synthetic import write_shapes_folder
 from densenet.export.weights import ModelCard, Preprocessing, save_model
 from densenet.models import create_model
 from tests.helpers import run_cli
@@ -96,7 +96,7 @@ def cli_json_ok(run: Callable[..., subprocess.CompletedProcess], *args: str) -> 
 
 
 def error_line(result: subprocess.CompletedProcess, exit_code: int) -> str:
-    """Assert the INTERFACE.md error contract and return the message after ``error: `` (lower case).
+    """Assert the error contract of docs/interface.md and return the message after ``error: `` (lower case).
 
     The exit status is ``exit_code``, stderr has exactly one line starting ``error: ``, and no traceback.
     """

@@ -5,7 +5,7 @@ import random
 
 from tests.helpers import cli_json, run_cli
 
-from densenet.data.shapes import draw_shape, write_shapes_folder
+from densenet.data.synthetic import draw_shape, write_shapes_folder
 
 
 def test_train_on_an_image_folder_then_predict_new_pictures(tmp_path):

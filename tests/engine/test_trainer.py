@@ -131,12 +131,14 @@ def test_divergence_later_keeps_the_last_good_checkpoint(tmp_path, fashion_dir, 
 
 def test_cli_train_evaluate_predict_end_to_end(tmp_path, fashion_dir):
     run = tmp_path / "run"
-    result = run_cli("train", "--data-dir", str(fashion_dir), "--resize", "32", "--train-subset", "1000",
-                     "--test-subset", "300", "--epochs", "2", "--batch-size", "64", "--no-compile", "--out", str(run),
-                     "--json")
+    # The recommended recipe: the seed's (constant lr 0.1, no normalization) swings too much after 32 steps to
+    # promise an accuracy (0.277 on a 2-vCPU AMD EPYC in bf16, where this recipe reaches 0.617).
+    result = run_cli("train", "--preset", "densenet-fashion-mnist", "--data-dir", str(fashion_dir), "--resize", "32",
+                     "--train-subset", "1000", "--test-subset", "300", "--epochs", "2", "--batch-size", "64",
+                     "--no-compile", "--out", str(run), "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    assert summary["epochs"] == 2 and summary["test_acc"] > 0.3
+    assert summary["epochs"] == 2 and summary["test_acc"] > 0.45
     assert "loss " in result.stderr and "examples/sec on cpu" in result.stderr and "total time" in result.stderr
     evaluation = run_cli("evaluate", str(run), "--data-dir", str(fashion_dir), "--json")
     assert evaluation.returncode == 0, evaluation.stderr

@@ -50,3 +50,15 @@ def test_model_table_covers_the_registry() -> None:
     rows = model_table()
     assert [r["name"] for r in rows] == list_models()
     assert all(r["params"] == model_info(r["name"]).params and r["gflops"] > 0 for r in rows)
+
+
+def test_summarize_is_the_seed_networks_printing_loop_as_data():
+    from densenet.models import summarize
+
+    doc = summarize("d2l_densenet")
+    assert (doc["model"], doc["input_size"], doc["params"]) == ("d2l_densenet", [1, 96, 96], 758_226)
+    assert round(doc["flops"] / 1e9, 3) == 0.258
+    shapes = {row["name"]: tuple(row["output_shape"]) for row in doc["layers"]}
+    assert shapes["stem"] == (1, 64, 24, 24) and shapes["denseblock1"] == (1, 192, 24, 24)
+    assert shapes["transition3"] == (1, 120, 3, 3) and shapes["classifier"] == (1, 10)
+    assert summarize("d2l_densenet", (3, 64, 64), num_classes=5)["layers"][-1]["output_shape"] == [1, 5]

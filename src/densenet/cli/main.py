@@ -24,13 +24,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--version", action="version", version=f"densenet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"densenet.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"densenet.cli.{name}":
-                continue  # command not built yet
-            raise
-        module.add_parser(sub)
+        importlib.import_module(f"densenet.cli.{name}").add_parser(sub)
     return parser
 
 

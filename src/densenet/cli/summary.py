@@ -18,25 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def summarize(name: str, input_size: tuple[int, int, int] | None = None, num_classes: int | None = None) -> dict:
-    """The summary document of INTERFACE.md: model, input_size, params, flops, layers."""
-    from densenet.models import create_model, model_info
-    from densenet.models.profile import count_flops
-    from densenet.models.shapes import stage_shapes
-
-    info = model_info(name)
-    size = input_size or info.input_size
-    kwargs = {"in_channels": size[0]}
-    if num_classes:
-        kwargs["num_classes"] = num_classes
-    model = create_model(name, **kwargs).eval()
-    layers = stage_shapes(model, size)
-    return {"model": name, "input_size": list(size), "params": sum(p.numel() for p in model.parameters()),
-            "flops": int(count_flops(model, size)), "layers": layers}
-
-
 def run(args: argparse.Namespace) -> int:
     from densenet.errors import InputSizeError, UsageError
+    from densenet.models.profile import summarize
 
     size = parse_size(args.input_size) if args.input_size else None
     try:

@@ -1,6 +1,6 @@
 """Where datasets come from: their specs as data, and finding, verifying and downloading their files.
 
-Lookup order (see ``INTERFACE.md``): an explicit folder, ``$DENSENET_DATA/<name>``, the user
+Lookup order (see ``docs/interface.md``, "Data"): an explicit folder, ``$DENSENET_DATA/<name>``, the user
 cache folder, ``/usr/share/datasets/<name>`` (Debian's ``dataset-fashion-mnist``), then a
 download into the cache folder when the caller allows it.
 """

@@ -212,7 +212,7 @@ class Trainer:
                 best = max(best, rows[-1]["test_acc"])
                 if self.ctx.is_main:
                     self._save_epoch(epoch, rows, best, is_best, metrics, tb)
-                if self._stop_after_epoch(epoch, rows[-1], interrupts):
+                if self._stop_after_epoch(epoch, rows[-1]):
                     break
         barrier(self.ctx)
         if tb:
@@ -249,10 +249,10 @@ class Trainer:
                  f"test acc {row['test_acc']:.3f}, {row['examples_per_sec']:.1f} examples/sec")
         return row
 
-    def _stop_after_epoch(self, epoch: int, row: dict[str, Any], interrupts: GracefulInterrupts) -> bool:
-        """Whether Ctrl-C or ``on_epoch_end`` asks to stop now, with epochs still to go."""
+    def _stop_after_epoch(self, epoch: int, row: dict[str, Any]) -> bool:
+        """Whether ``on_epoch_end`` asks to stop now, with epochs still to go (Ctrl-C stops after the next batch)."""
         batches = len(self.data.train_loader)
-        asked = interrupts.requested or bool(self.on_epoch_end(TrainState(epoch, batches, batches, row["loss"], row)))
+        asked = bool(self.on_epoch_end(TrainState(epoch, batches, batches, row["loss"], row)))
         if not broadcast_flag(asked, self.ctx) or epoch >= self.config.run.epochs:
             return False
         self.interrupted = True

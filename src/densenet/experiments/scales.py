@@ -22,7 +22,7 @@ class Scale:
 
     name: str
     dataset: str  # the default dataset (``--dataset`` overrides it)
-    train_images: int | None  # the standard training set: the first N images (None = all)
+    train_images: int | None  # a seeded, class-balanced draw of N training images (None = all)
     test_images: int | None  # test images every run is scored on (None = all)
     budget: int  # training images seen per run: epochs = ceil(budget / training images), within [1, max_epochs]
     max_epochs: int  # the cap for very small training sets

@@ -1,4 +1,5 @@
-"""Model cost: parameter counts, forward FLOPs, and the zoo table ``densenet models`` prints."""
+"""Model cost: parameter counts, forward FLOPs, the zoo table ``densenet models`` prints, and the one-model
+summary ``densenet summary`` prints."""
 
 from __future__ import annotations
 
@@ -61,3 +62,31 @@ def model_table(pattern: str = "*") -> list[dict[str, Any]]:
         rows.append({"name": name, "family": info.family, "source": info.source, "params": count_params(model),
                      "gflops": count_flops(model, info.input_size) / 1e9, "input_size": info.input_size})
     return rows
+
+
+def summarize(name: str, input_size: tuple[int, int, int] | None = None,
+              num_classes: int | None = None) -> dict[str, Any]:
+    """What ``densenet summary`` shows: each top-level stage's output shape for one image, parameters and FLOPs.
+
+    Args:
+        name: A registered model name.
+        input_size: One image's (C, H, W); default: the model's own.
+        num_classes: Classifier outputs; default: the model's own.
+
+    Returns:
+        ``{"model", "input_size", "params", "flops", "layers": [{"name", "type", "output_shape"}]}``
+        (docs/interface.md); ``flops`` counts one image's forward pass.
+
+    Raises:
+        ConfigError: an unknown model name.
+        InputSizeError: an input too small for the model.
+    """
+    from densenet.models.shapes import stage_shapes
+
+    size = input_size or model_info(name).input_size
+    kwargs: dict[str, Any] = {"in_channels": size[0]}
+    if num_classes:
+        kwargs["num_classes"] = num_classes
+    model = create_model(name, **kwargs).eval()
+    return {"model": name, "input_size": list(size), "params": count_params(model),
+            "flops": count_flops(model, size), "layers": stage_shapes(model, size)}
