@@ -104,35 +104,28 @@ MNIST = DatasetSpec(
     std=(0.3081,),
 )
 
-CIFAR10 = DatasetSpec(
-    name="cifar-10",
-    title="CIFAR-10",
-    files={"archive": "cifar-10-python.tar.gz"},
-    mirrors=("https://www.cs.toronto.edu/~kriz/",),
-    md5={"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},
-    content_md5={},
-    classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-    in_channels=3,
-    image_size=32,
-    mean=(0.4914, 0.4822, 0.4465),
-    std=(0.2470, 0.2435, 0.2616),
-    cifar=CifarLayout(
-        archive="cifar-10-python.tar.gz",
-        extracted_dir="cifar-10-batches-py",
-        members={
-            "data_batch_1": "c99cafc152244af753f735de768cd75f",
-            "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
-            "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
-            "data_batch_4": "634d18415352ddfa80567beed471001a",
-            "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
-            "test_batch": "40351d587109b95175f43aff81a1287e",
-            "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
-        },
-        splits={"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)},
-        meta="batches.meta",
-        names_key="label_names",
-        labels_key="labels",
-    ),
+def _cifar(name: str, title: str, archive_md5: str, classes: tuple[str, ...], mean: tuple[float, ...],
+           std: tuple[float, ...], layout: dict) -> DatasetSpec:
+    """A CIFAR spec: one "python version" archive from the Toronto mirror, 32x32 RGB."""
+    archive = f"{name}-python.tar.gz"
+    return DatasetSpec(name=name, title=title, files={"archive": archive}, mirrors=("https://www.cs.toronto.edu/~kriz/",),
+                       md5={archive: archive_md5}, content_md5={}, classes=classes, in_channels=3, image_size=32,
+                       mean=mean, std=std, cifar=CifarLayout(archive=archive, **layout))
+
+
+CIFAR10 = _cifar(
+    "cifar-10", "CIFAR-10", "c58f30108f718f92721af3b95e74349a",
+    ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
+    layout=dict(extracted_dir="cifar-10-batches-py", meta="batches.meta", names_key="label_names", labels_key="labels",
+                splits={"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)},
+                members={"data_batch_1": "c99cafc152244af753f735de768cd75f",
+                         "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+                         "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+                         "data_batch_4": "634d18415352ddfa80567beed471001a",
+                         "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+                         "test_batch": "40351d587109b95175f43aff81a1287e",
+                         "batches.meta": "5ff9c542aee3614f3951f8cda6e48888"}),
 )
 
 _CIFAR100_CLASSES = (
@@ -145,31 +138,13 @@ _CIFAR100_CLASSES = (
     "tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm"
 ).split()
 
-CIFAR100 = DatasetSpec(
-    name="cifar-100",
-    title="CIFAR-100",
-    files={"archive": "cifar-100-python.tar.gz"},
-    mirrors=("https://www.cs.toronto.edu/~kriz/",),
-    md5={"cifar-100-python.tar.gz": "eb9058c3a382ffc7106e4002c42a8d85"},
-    content_md5={},
-    classes=tuple(_CIFAR100_CLASSES),
-    in_channels=3,
-    image_size=32,
-    mean=(0.5071, 0.4865, 0.4409),
-    std=(0.2673, 0.2564, 0.2762),
-    cifar=CifarLayout(
-        archive="cifar-100-python.tar.gz",
-        extracted_dir="cifar-100-python",
-        members={
-            "train": "16019d7e3df5f24257cddd939b257f8d",
-            "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
-            "meta": "7973b15100ade9c7d40fb424638fde48",
-        },
-        splits={"train": ("train",), "test": ("test",)},
-        meta="meta",
-        names_key="fine_label_names",
-        labels_key="fine_labels",
-    ),
+CIFAR100 = _cifar(
+    "cifar-100", "CIFAR-100", "eb9058c3a382ffc7106e4002c42a8d85", tuple(_CIFAR100_CLASSES),
+    mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762),
+    layout=dict(extracted_dir="cifar-100-python", meta="meta", names_key="fine_label_names", labels_key="fine_labels",
+                splits={"train": ("train",), "test": ("test",)},
+                members={"train": "16019d7e3df5f24257cddd939b257f8d", "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+                         "meta": "7973b15100ade9c7d40fb424638fde48"}),
 )
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (FASHION_MNIST, MNIST, CIFAR10, CIFAR100)}

@@ -181,6 +181,23 @@ def analyze_idea_b(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot
     cells = [{**_cost_cells(rows[a.label]), "ips": med(speed[a.label], "images_per_s"),
               "flops_vs": versus(at_flops, a.label, "not compared: outside the constant networks' FLOPs"),
               "time_vs": versus(at_time, a.label, speed_outside(a.label))} for a in CONSTANT + DOUBLING]
+    _idea_b_plot(plot, rows, speed, seeds, precision, repeats)
+    # At equal speed, a network beyond the constant family's speeds counts when it beats or loses outright.
+    timed = {**at_time, **{lab: (d, b) for lab, (_, _, d, b) in outright.items()}}
+    verdict = _idea_b_verdict(at_flops, timed)
+    reason = _idea_b_reason(rows, speed, at_flops, at_time, outright, fastest, slowest, precision, repeats)
+    return Outcome(cols, cells, verdict, reason, records,
+                   {"rows": list(rows.values()), "timings": list(speed.values()),
+                    "at_equal_flops": at_flops, "at_equal_speed": at_time, "beyond_speed_range": outright,
+                    "params_at_equal_flops": _params_at_equal_flops(rows)},
+                   f"Accuracies are {seeds_note(seeds)}; throughput is the {repeats_note(repeats)} (timings on a "
+                   "shared machine are noisy, so one fast or slow repeat does not move the figure); ± beside a "
+                   "difference at equal cost is its noise band, two standard errors over seeds.")
+
+
+def _idea_b_plot(plot: str, rows: dict[str, Any], speed: dict[str, Any], seeds: int, precision: str,
+                 repeats: int) -> None:
+    """Accuracy against FLOPs and against measured speed, one series per growth family."""
     fam = (("constant growth", CONSTANT), ("doubling per stage", DOUBLING))
     by_speed = [(lab, sorted(archs, key=lambda a: speed[a.label]["images_per_s_median"])) for lab, archs in fam]
     series_plot(plot, [
@@ -198,24 +215,17 @@ def analyze_idea_b(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot
                      "y": [100 * rows[a.label]["test_acc_mean"] for a in archs],
                      "yerr": [100 * rows[a.label]["test_acc_std"] for a in archs]} for lab, archs in by_speed]},
     ], "Idea b: growth rate doubling after each transition")
-    # At equal speed, a network beyond the constant family's speeds counts when it beats or loses outright.
-    timed = {**at_time, **{lab: (d, b) for lab, (_, _, d, b) in outright.items()}}
+
+
+def _idea_b_verdict(at_flops: dict[str, tuple[float, float]], timed: dict[str, tuple[float, float]]) -> str:
+    """Supported when doubling wins every comparison at equal FLOPs and at equal speed beyond the noise band."""
     wins = {k: sum(d > b for d, b in f.values()) for k, f in (("flops", at_flops), ("time", timed))}
     losses = {k: sum(d < -b for d, b in f.values()) for k, f in (("flops", at_flops), ("time", timed))}
     if at_flops and timed and wins["flops"] == len(at_flops) and wins["time"] == len(timed):
-        verdict = "supported"
-    elif (at_flops and losses["flops"] == len(at_flops)) or (timed and losses["time"] == len(timed)):
-        verdict = "not supported"
-    else:
-        verdict = "inconclusive at this scale"
-    reason = _idea_b_reason(rows, speed, at_flops, at_time, outright, fastest, slowest, precision, repeats)
-    return Outcome(cols, cells, verdict, reason, records,
-                   {"rows": list(rows.values()), "timings": list(speed.values()),
-                    "at_equal_flops": at_flops, "at_equal_speed": at_time, "beyond_speed_range": outright,
-                    "params_at_equal_flops": _params_at_equal_flops(rows)},
-                   f"Accuracies are {seeds_note(seeds)}; throughput is the {repeats_note(repeats)} (timings on a "
-                   "shared machine are noisy, so one fast or slow repeat does not move the figure); ± beside a "
-                   "difference at equal cost is its noise band, two standard errors over seeds.")
+        return "supported"
+    if (at_flops and losses["flops"] == len(at_flops)) or (timed and losses["time"] == len(timed)):
+        return "not supported"
+    return "inconclusive at this scale"
 
 
 def _idea_b_reason(rows: dict[str, Any], speed: dict[str, Any], at_flops: dict[str, tuple[float, float]],
@@ -336,9 +346,8 @@ def analyze_idea_d(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot
               f"of {repeats} timing repeats). The idea (narrow layers may be efficient on a CPU) holds if the narrow "
               "layers keep at least 0.7x the wide layers' GFLOP/s on the fast path, and fails at 0.5x or less. "
               "GFLOP/s counts forward plus backward as three forward passes.")
-    return Outcome(cols, cells, verdict, reason, records, {"rows": rows, "ratios": ratios},
-                   f"Every figure is the {repeats_note(repeats)}: the spread is over repeated timings of the same "
-                   "network, not over seeds.")
+    spread = f"Every figure is the {repeats_note(repeats)}: the spread is over repeated timings of the same network, "
+    return Outcome(cols, cells, verdict, reason, records, {"rows": rows, "ratios": ratios}, spread + "not over seeds.")
 
 
 IDEAS = [
