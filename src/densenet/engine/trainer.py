@@ -9,7 +9,6 @@ are running averages over the epoch's minibatches in train mode, as the textbook
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from densenet.engine.distributed import (
 )
 from densenet.engine.evaluate import evaluate
 from densenet.engine.interrupts import GracefulInterrupts
-from densenet.engine.logging import CURVES_FILE, MetricsLog, TensorBoardLog, plot_curves
+from densenet.engine.logging import MetricsLog, TensorBoardLog, plot_curves
 from densenet.engine.performance import PerfOptions, autocast_context, make_grad_scaler, prepare_model, resolve
 from densenet.engine.setup import (
     TrainData,
@@ -45,8 +44,9 @@ from densenet.engine.setup import (
     progress_bar,
 )
 from densenet.errors import ConfigError, DenseNetError, RunDirError
-from densenet.export.weights import atomic_write_bytes, save_model
 from densenet.models import model_info
+from densenet.rundir import CURVES_FILE, save_model
+from densenet.rundir import write_json as _write_json
 
 Log = Callable[[str], None]
 
@@ -349,7 +349,3 @@ class Trainer:
                 f"{len(self.data.test)} test images at {self.data.image_size}px), {cfg.run.epochs} epochs, "
                 f"batch {cfg.run.batch_size}, lr {cfg.optim.lr}, {self.ctx.device}, precision {p.precision}, "
                 f"channels_last {p.channels_last}, compile {p.compile}, world size {self.ctx.world_size}")
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())

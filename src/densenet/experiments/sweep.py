@@ -266,7 +266,7 @@ def _resumable(run_dir: Path, config: TrainConfig) -> bool:
 
 
 def _atomic_json(path: Path, data: Any) -> None:
-    from densenet.export.weights import atomic_write_bytes
+    from densenet.rundir import atomic_write_bytes
 
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
