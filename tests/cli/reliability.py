@@ -96,7 +96,7 @@ def cli_json_ok(run: Callable[..., subprocess.CompletedProcess], *args: str) -> 
 
 
 def error_line(result: subprocess.CompletedProcess, exit_code: int) -> str:
-    """Assert the INTERFACE.md error contract and return the message after ``error: `` (lower case).
+    """Assert the docs/interface.md error contract and return the message after ``error: `` (lower case).
 
     The exit status is ``exit_code``, stderr has exactly one line starting ``error: ``, and no traceback.
     """
