@@ -26,6 +26,10 @@ RESUME_OVERRIDES = ("run.epochs", "data.data_dir", "run.device")
 FlagOf = Callable[[str], str]
 
 
+def _as_is(name: str) -> str:
+    return name
+
+
 @dataclass
 class RunPlan:
     """What to train, where, and how: the result of :func:`plan_run`.
@@ -45,7 +49,7 @@ class RunPlan:
 
 
 def plan_run(overrides: Mapping[str, Any] | None = None, *, preset: str | None = None, out: str | Path | None = None,
-             resume: str | Path | None = None, flag_of: FlagOf | None = None) -> RunPlan:
+             resume: str | Path | None = None, flag_of: FlagOf = _as_is) -> RunPlan:
     """Decide the configuration and run directory of a new or resumed run, as ``densenet train`` does.
 
     A new run starts from ``preset`` (default ``d2l-fashion-mnist``) plus ``overrides`` and goes to
@@ -71,37 +75,43 @@ def plan_run(overrides: Mapping[str, Any] | None = None, *, preset: str | None =
         ConfigError: for an unknown preset or invalid values.
     """
     overrides = dict(overrides or {})
-    name = flag_of or (lambda n: n)
     if resume:
         if preset or out:
-            raise UsageError(f"{name('resume')} continues a run with its own configuration; drop "
-                             f"{name('preset')}/{name('out')}")
+            raise UsageError(f"{flag_of('resume')} continues a run with its own configuration; drop "
+                             f"{flag_of('preset')}/{flag_of('out')}")
         run_dir = Path(resume)
-        config = resume_config(run_dir, overrides, flag_of=name)
+        config = resume_config(run_dir, overrides, flag_of=flag_of)
         started = has_checkpoint(run_dir)
         return RunPlan(config, run_dir, resume=started, restart=not started)
     config = load_preset(preset or DEFAULT_PRESET).replace(overrides)
     run_dir = Path(out) if out else default_run_dir(config)
     if has_checkpoint(run_dir):
-        raise UsageError(f"{run_dir} already holds a run; continue it with {name('resume')} {run_dir} or choose "
-                         f"another {name('out')}")
+        raise UsageError(f"{run_dir} already holds a run; continue it with {flag_of('resume')} {run_dir} or choose "
+                         f"another {flag_of('out')}")
     return RunPlan(config, run_dir, resume=False)
 
 
 def resume_config(run_dir: str | Path, overrides: Mapping[str, Any] | None = None, *,
-                  flag_of: FlagOf | None = None) -> TrainConfig:
+                  flag_of: FlagOf = _as_is) -> TrainConfig:
     """The configuration of the run in ``run_dir`` with ``overrides`` (only :data:`RESUME_OVERRIDES`) applied.
+
+    Args:
+        run_dir: The run directory to continue.
+        overrides: Dotted config field -> value; only :data:`RESUME_OVERRIDES` may appear.
+        flag_of: How error messages spell a field (see :func:`plan_run`).
+
+    Returns:
+        The saved configuration with the overrides applied.
 
     Raises:
         UsageError: if ``overrides`` changes any other field.
         RunDirError: if ``run_dir`` has no readable ``config.json``.
     """
     overrides = dict(overrides or {})
-    name = flag_of or (lambda n: n)
     extra = [field for field in overrides if field not in RESUME_OVERRIDES]
     if extra:
-        allowed = [name(field) for field in RESUME_OVERRIDES]
-        raise UsageError(f"{', '.join(map(name, extra))} cannot change when resuming; only "
+        allowed = [flag_of(field) for field in RESUME_OVERRIDES]
+        raise UsageError(f"{', '.join(map(flag_of, extra))} cannot change when resuming; only "
                          f"{', '.join(allowed[:-1])} and {allowed[-1]} can")
     return read_config(run_dir).replace(overrides)
 
