@@ -15,8 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from densenet.data.synthetic import write_shapes_folder
-from densenet.export.weights import ModelCard, Preprocessing, save_model
 from densenet.models import create_model
+from densenet.rundir import ModelCard, Preprocessing, save_model
 from tests.helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -180,12 +180,12 @@ def fill_disk(set_attr: Callable[[object, str, object], None], writes: tuple[str
     """Make atomic writes of the files named in ``writes``, and appends to those in ``appends``, fail halfway
     with ENOSPC, as a disk that fills up does.
 
-    Patches only what :mod:`densenet.export.weights` and :mod:`densenet.engine.logging` see, through
+    Patches only what :mod:`densenet.rundir.files` and :mod:`densenet.engine.logging` see, through
     ``set_attr`` (``monkeypatch.setattr`` in tests, ``setattr`` in a subprocess). Returns the list of
     writes it made fail, e.g. ``["last.pt"]`` or ``["metrics.jsonl (append)"]``.
     """
     from densenet.engine import logging as metrics_module
-    from densenet.export import weights
+    from densenet.rundir import files
 
     failed: list[str] = []
     temp_files: set[int] = set()  # descriptors of armed atomic writes
@@ -222,7 +222,7 @@ def fill_disk(set_attr: Callable[[object, str, object], None], writes: tuple[str
         os.write(fd, bytes(data[: len(data) // 2]))
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    set_attr(weights, "tempfile", _Proxy(tempfile, mkstemp=mkstemp))
-    set_attr(weights, "os", _Proxy(os, fdopen=fdopen))
+    set_attr(files, "tempfile", _Proxy(tempfile, mkstemp=mkstemp))
+    set_attr(files, "os", _Proxy(os, fdopen=fdopen))
     set_attr(metrics_module, "os", _Proxy(os, open=open_, write=write, close=close))
     return failed

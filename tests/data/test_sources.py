@@ -7,6 +7,7 @@ import functools
 import gzip
 import http.server
 import shutil
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from densenet.data import load_dataset, sources
 from densenet.data.idx import read_idx, write_idx
 from densenet.data.sources import DATASETS, ensure_dataset, get_spec, locate_dataset
 from densenet.errors import ChecksumError, ConfigError, DatasetNotFoundError
+from densenet.rundir import current_umask
 
 # ------------------------------------------------------------------ the registry
 
@@ -204,6 +206,8 @@ def test_download_when_allowed(server: tuple, tmp_path: Path, monkeypatch: pytes
     assert sum(received) == sum(p.stat().st_size for p in www.iterdir())
     np.testing.assert_array_equal(read_idx(folder / "t10k-images-idx3-ubyte.gz"), arrays["test_images"])
     assert locate_dataset("tiny", cache_dir=cache) == folder  # now found without the network
+    readable = 0o666 & ~current_umask()  # what open() gives, not mkstemp's 0600
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {readable}
 
 
 def test_download_bad_checksum_leaves_nothing(server: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -218,7 +222,7 @@ def test_download_bad_checksum_leaves_nothing(server: tuple, tmp_path: Path, mon
     assert "t10k-images-idx3-ubyte.gz" in str(info.value) and "0" * 32 in str(info.value)
     names = sorted(p.name for p in (cache / "tiny").iterdir())
     assert "t10k-images-idx3-ubyte.gz" not in names
-    assert not [n for n in names if n.endswith(".part")]
+    assert not [n for n in names if n.startswith(".")]  # no temporary file left behind
 
 
 def test_download_unreachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helpers) -> None:

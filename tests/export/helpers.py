@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import densenet
-from densenet.export import ModelCard, Preprocessing, save_model
+from densenet.rundir import ModelCard, Preprocessing, save_model
 
 # One model per family; the tests run those the registry has.
 FAMILY_MODELS = ("d2l_densenet", "densenet121", "densenet_bc100_k12", "resnet18")

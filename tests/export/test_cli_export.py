@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from densenet.export import load
+from densenet.rundir import load
 from tests.export.helpers import make_run_dir
 from tests.helpers import run_cli
 

@@ -11,7 +11,8 @@ import torch
 
 import densenet
 from densenet.errors import UnsafeFileError
-from densenet.export import ExportError, Preprocessing, convert_torch_checkpoint, load, read_card
+from densenet.export import ExportError, convert_torch_checkpoint
+from densenet.rundir import Preprocessing, load, read_card
 
 
 class _TouchFile:

@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from densenet.engine.inference import CONFUSION_PNG, evaluate_run
+    from densenet.engine.evaluate import evaluate_run
+    from densenet.rundir import CONFUSION_PNG
 
     result = evaluate_run(args.run_dir, args.data_dir, args.test_subset, args.batch_size)
     lines = [f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} on {result['examples']} test images"]

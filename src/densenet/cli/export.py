@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from densenet.errors import UsageError
     from densenet.export.artifact import export_artifact
     from densenet.export.formats import DEFAULT_OPSET
-    from densenet.export.weights import load
+    from densenet.rundir import load
 
     if args.opset is not None and args.format != "onnx":
         raise UsageError("--opset applies to --format onnx only")

@@ -18,9 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from densenet.engine.inference import predict_files
+    from densenet.engine.predict import predict
 
-    results = predict_files(args.run_dir, args.images, args.top_k)
+    results = predict(args.run_dir, args.images, args.top_k)
     lines = []
     for r in results:
         if "error" in r:

@@ -1,17 +1,16 @@
-"""Downloading one file atomically: a temp file in the target folder, md5 check, then rename."""
+"""Downloading one file atomically: streamed into a temp file in the target folder, md5 check, then rename."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from densenet.errors import ChecksumError, DatasetNotFoundError
+from densenet.rundir import atomic_file
 
 __all__ = ["download_file"]
 
@@ -19,17 +18,21 @@ _CHUNK = 1 << 20
 _USER_AGENT = "densenet-data/0.1 (python urllib)"
 
 
-def _fetch(url: str, tmp: Path, timeout: float, progress: Callable[[int], object] | None) -> str:
-    """Stream ``url`` into ``tmp`` and return the md5 of what was written."""
+def _fetch(url: str, out: BinaryIO, timeout: float, progress: Callable[[int], object] | None) -> str:
+    """Stream ``url`` into ``out`` and return the md5 of what was written."""
     digest = hashlib.md5()
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         while chunk := response.read(_CHUNK):
             out.write(chunk)
             digest.update(chunk)
             if progress is not None:
                 progress(len(chunk))
     return digest.hexdigest()
+
+
+class _BadChecksum(Exception):
+    """Aborts the atomic write of a download whose md5 is wrong."""
 
 
 def download_file(
@@ -42,9 +45,9 @@ def download_file(
 ) -> Path:
     """Download the first of ``urls`` that works into ``dest``, verified against ``md5``.
 
-    The bytes go to a hidden temp file beside ``dest`` and are renamed into place only when the
-    checksum matches, so an interrupted or bad download never leaves a file under ``dest``'s name
-    (and the temp file is removed on any failure).
+    The bytes stream into a hidden temp file beside ``dest`` (:func:`densenet.rundir.atomic_file`) and
+    are renamed into place only when the checksum matches, so an interrupted or bad download never
+    leaves a file under ``dest``'s name (and the temp file is removed on any failure).
 
     Args:
         urls: mirrors to try in order.
@@ -63,23 +66,18 @@ def download_file(
     failures: list[str] = []
     bad_checksum = False
     for url in urls:
-        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        os.close(fd)
-        tmp = Path(name)
         try:
-            actual = _fetch(url, tmp, timeout, progress)
-            if md5 is not None and actual != md5:
-                bad_checksum = True
-                failures.append(f"{url}: md5 {actual}, expected {md5}")
-                continue
-            os.replace(tmp, dest)
+            with atomic_file(dest) as out:
+                actual = _fetch(url, out, timeout, progress)
+                if md5 is not None and actual != md5:
+                    raise _BadChecksum(f"{url}: md5 {actual}, expected {md5}")
             return dest
+        except _BadChecksum as exc:
+            bad_checksum = True
+            failures.append(str(exc))
         except (urllib.error.URLError, OSError, ValueError) as exc:
             # URLError covers HTTP errors and no network; OSError covers timeouts and resets mid-stream.
             failures.append(f"{url}: {getattr(exc, 'reason', None) or exc}")
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
     detail = "\n".join(f"  - {line}" for line in failures)
     if bad_checksum:
         raise ChecksumError(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import pickle
 import random
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,7 @@ import numpy as np
 import torch
 
 from densenet.errors import RunDirError, UnsafeFileError
-from densenet.export.weights import atomic_write_bytes
-
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.pt"
-BEST = "best.pt"
+from densenet.rundir import BEST, CHECKPOINT_DIR, LAST, TEMP_GLOB, atomic_write_bytes
 
 
 def rng_state() -> dict[str, Any]:
@@ -110,13 +105,7 @@ def remove_stale_temp_files(run_dir: str | Path) -> list[Path]:
     """Delete the temporary files of atomic writes that a killed process left behind; return them."""
     run_dir = Path(run_dir)
     stale = [p for folder in (run_dir, run_dir / CHECKPOINT_DIR) if folder.is_dir()
-             for p in folder.glob(".*.tmp") if p.is_file()]
+             for p in folder.glob(TEMP_GLOB) if p.is_file()]
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
-
-
-def copy_best_to_last(run_dir: str | Path) -> None:
-    """Utility for tests and tools: make ``last.pt`` a copy of ``best.pt``."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    shutil.copyfile(folder / BEST, folder / LAST)

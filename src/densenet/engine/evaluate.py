@@ -1,16 +1,26 @@
-"""Evaluation of a model on a labelled dataset: accuracy, loss, per-class accuracy, confusion matrix."""
+"""Evaluation: a model on labelled batches (the trainer's test pass), and a finished run on its test set.
+
+:func:`evaluate` is the loop: accuracy, loss and confusion matrix. :func:`evaluate_run` is what
+``densenet evaluate RUN_DIR`` calls: the run's model on its test set, with per-class accuracy.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from densenet.data import BatchLoader
 from densenet.engine.distributed import DistContext, all_reduce_sum
+from densenet.engine.logging import plot_confusion
+from densenet.engine.setup import load_split
+from densenet.rundir import CONFUSION_PNG, EVALUATION_FILE, load, read_config, write_json
 
 
 @torch.no_grad()
@@ -61,4 +71,49 @@ def per_class_accuracy(confusion: list[list[int]], classes: list[str]) -> dict[s
     for i, (name, row) in enumerate(zip(classes, confusion)):
         total = sum(row)
         out[name] = row[i] / total if total else float("nan")
+    return out
+
+
+def evaluate_run(run_dir: str | Path, data_dir: str | None = None, test_subset: int | None = None,
+                 batch_size: int = 256) -> dict[str, Any]:
+    """Evaluate a run's final model on the whole test set (or its first ``test_subset`` images).
+
+    The test images are prepared as in training (the same size and normalization). Also writes
+    ``confusion_matrix.png`` and ``evaluation.json`` into the run directory.
+
+    Args:
+        run_dir: The ``--out`` folder of a finished ``densenet train``.
+        data_dir: Folder holding the dataset's files (default: the run's own, then the usual lookup).
+        test_subset: Evaluate on the first N test images only.
+        batch_size: Images per forward pass.
+
+    Returns:
+        ``{"accuracy", "loss", "examples", "per_class_accuracy", "confusion_matrix", "classes"}``; the matrix
+        is rows = true class, columns = predicted class.
+
+    Raises:
+        RunDirError: if ``run_dir`` is not a complete run directory.
+        DataError: if the test set cannot be found or read.
+    """
+    run_dir = Path(run_dir)
+    model = load(run_dir)
+    card = model.card
+    config = read_config(run_dir)
+    data = dataclasses.replace(config.data, data_dir=data_dir or config.data.data_dir, test_subset=test_subset,
+                               resize=card.preprocessing.image_size)
+    config = dataclasses.replace(config, data=data)
+    test = load_split(config, "test")
+    loader = BatchLoader(test, batch_size, shuffle=False, device=torch.device("cpu"), normalize=config.data.normalize)
+    result = evaluate(model, loader, len(card.classes))
+    out = {
+        "accuracy": result["accuracy"],
+        "loss": result["loss"],
+        "examples": result["examples"],
+        "per_class_accuracy": per_class_accuracy(result["confusion_matrix"], card.classes),
+        "confusion_matrix": result["confusion_matrix"],
+        "classes": card.classes,
+    }
+    plot_confusion(out["confusion_matrix"], card.classes, run_dir / CONFUSION_PNG,
+                   title=f"{card.model} on {card.dataset}: accuracy {out['accuracy']:.4f}")
+    write_json(run_dir / EVALUATION_FILE, out)
     return out

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from densenet.export.weights import atomic_write_bytes
-
-METRICS_FILE = "metrics.jsonl"
-CURVES_FILE = "curves.png"
+from densenet.rundir import METRICS_FILE, atomic_write_bytes, fsync_path
 
 
 class MetricsLog:
@@ -29,7 +27,8 @@ class MetricsLog:
 
     def append(self, row: dict[str, Any]) -> None:
         data = memoryview((json.dumps(row) + "\n").encode())
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask applies, as for open()
         try:
             size = os.fstat(fd).st_size
             try:
@@ -41,6 +40,8 @@ class MetricsLog:
                 raise
         finally:
             os.close(fd)
+        if created:
+            fsync_path(self.path.parent)  # make the new file's name durable too
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -99,8 +100,6 @@ def plot_confusion(matrix: list[list[int]], classes: list[str], path: str | Path
 
 
 def _save_figure(fig: Any, path: str | Path) -> None:
-    import io
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     atomic_write_bytes(Path(path), buffer.getvalue())

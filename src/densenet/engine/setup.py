@@ -18,8 +18,8 @@ from densenet.data import IMAGE_FOLDER, BatchLoader, ImageDataset, load_dataset
 from densenet.engine.config import TrainConfig
 from densenet.engine.distributed import DistContext
 from densenet.errors import ConfigError
-from densenet.export.weights import ModelCard, Preprocessing
 from densenet.models import create_model
+from densenet.rundir import ModelCard, Preprocessing
 
 
 @dataclass

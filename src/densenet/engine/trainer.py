@@ -9,7 +9,6 @@ are running averages over the epoch's minibatches in train mode, as the textbook
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from densenet.engine.distributed import (
 )
 from densenet.engine.evaluate import evaluate
 from densenet.engine.interrupts import GracefulInterrupts
-from densenet.engine.logging import CURVES_FILE, MetricsLog, TensorBoardLog, plot_curves
+from densenet.engine.logging import MetricsLog, TensorBoardLog, plot_curves
 from densenet.engine.performance import autocast_context, make_grad_scaler, prepare_model, resolve
 from densenet.engine.setup import (
     TrainData,
@@ -45,8 +44,8 @@ from densenet.engine.setup import (
     progress_bar,
 )
 from densenet.errors import ConfigError, DenseNetError, RunDirError
-from densenet.export.weights import atomic_write_bytes, save_model
 from densenet.models import model_info
+from densenet.rundir import CONFIG_FILE, CURVES_FILE, SUMMARY_FILE, save_model, write_json
 
 Log = Callable[[str], None]
 
@@ -226,7 +225,7 @@ class Trainer:
         if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             ckpt.remove_stale_temp_files(self.run_dir)  # left by a process killed mid-write
-            _write_json(self.run_dir / "config.json", self.config.to_dict())
+            write_json(self.run_dir / CONFIG_FILE, self.config.to_dict())
             metrics.reset(rows)  # exactly one row per epoch the checkpoint covers
         if start >= self.config.run.epochs:
             raise RunDirError(f"{self.run_dir} already finished {start} epochs; pass --epochs N with N > {start} "
@@ -381,7 +380,7 @@ class Trainer:
         }
         if self.ctx.is_main and rows:
             save_model(self.run_dir, self.model, model_card(self.config, self.data))
-            _write_json(self.run_dir / "summary.json", summary)
+            write_json(self.run_dir / SUMMARY_FILE, summary)
             self.log(f"loss {summary['loss']:.3f}, train acc {summary['train_acc']:.3f}, "
                      f"test acc {summary['test_acc']:.3f}")
             self.log(f"{summary['examples_per_sec']:.1f} examples/sec on {summary['device']}")
@@ -397,7 +396,3 @@ class Trainer:
                 f"{len(self.data.test)} test images at {self.data.image_size}px), {cfg.run.epochs} epochs, "
                 f"batch {cfg.run.batch_size}, lr {cfg.optim.lr}, {self.ctx.device}, precision {p.precision}, "
                 f"channels_last {p.channels_last}, compile {p.compile}, world size {self.ctx.world_size}")
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import io
 import json
 import os
 import platform
@@ -18,7 +19,7 @@ from densenet.experiments.ideas import IDEAS
 from densenet.experiments.scales import get_scale
 from densenet.experiments.stored import load_stored, stored_train_threads
 from densenet.experiments.sweep import Log, Sweep
-from densenet.export.weights import atomic_write_bytes
+from densenet.rundir import atomic_write_bytes, write_json
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (*CLAIMS, *IDEAS)}
 MIN_SEEDS_FOR_REPORT = 3
@@ -182,18 +183,16 @@ def conditions(sweep: Sweep, records: list[dict[str, Any]], train_threads: int |
 def _write(out: Path, report: dict[str, Any], outcome: Outcome) -> None:
     out.mkdir(parents=True, exist_ok=True)
     name = report["name"]
-    atomic_write_bytes(out / f"{name}.json", (json.dumps(report, indent=1, default=str) + "\n").encode())
+    write_json(out / f"{name}.json", report, indent=1, default=str)
     rows = [_csv_row(r) for r in outcome.records]
     arch = list(dict.fromkeys(k for r in outcome.records for k in r.get("args", {})))
     rest = sorted({k for r in rows for k in r} - {"model", "builder", *arch})
     keys = ["model", *(["builder"] if any("builder" in r for r in rows) else []), *arch, *rest]
-    path = out / f"{name}.csv"
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(out / f"{name}.csv", text.getvalue().encode())
 
 
 def _csv_row(record: dict[str, Any]) -> dict[str, Any]:

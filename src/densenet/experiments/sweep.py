@@ -26,6 +26,7 @@ from densenet.engine import checkpoint as ckpt
 from densenet.engine.config import DataArgs, ModelArgs, OptimArgs, RunArgs, TrainConfig
 from densenet.engine.setup import progress_bar
 from densenet.experiments.scales import Scale
+from densenet.rundir import CONFIG_FILE, SUMMARY_FILE, has_checkpoint, write_json
 
 Log = Callable[[str], None]
 
@@ -211,7 +212,7 @@ class Sweep:
                                   perf=PerfOptions(precision=spec.precision, compile=False))
                 result = run_bench(cfg)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                _atomic_json(path, result)
+                write_json(path, result)
             params, flops = self.cost(spec.arch)
             ips = result["images_per_s"]
             out.append({"label": spec.arch.label, "family": spec.arch.family, "args": spec.arch.kwargs,
@@ -239,8 +240,8 @@ def _digest(obj: Any) -> str:
 def _finished_summary(run_dir: Path, config: TrainConfig) -> dict[str, Any] | None:
     """The summary of a run that finished all its epochs with this configuration, else None."""
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-        saved = json.loads((run_dir / "config.json").read_text())
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+        saved = json.loads((run_dir / CONFIG_FILE).read_text())
     except (OSError, ValueError):
         return None
     mine = config.to_dict()
@@ -252,19 +253,13 @@ def _finished_summary(run_dir: Path, config: TrainConfig) -> dict[str, Any] | No
 
 def _resumable(run_dir: Path, config: TrainConfig) -> bool:
     """Whether ``run_dir`` holds a checkpoint of this configuration with epochs still to train."""
-    if not (run_dir / ckpt.CHECKPOINT_DIR / ckpt.LAST).is_file():
+    if not has_checkpoint(run_dir):
         return False
     try:
         state = ckpt.load_checkpoint(run_dir)
     except Exception:  # unreadable: start again rather than fail the sweep
         return False
     return state.get("epoch", 0) < config.run.epochs
-
-
-def _atomic_json(path: Path, data: Any) -> None:
-    from densenet.export.weights import atomic_write_bytes
-
-    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def _init_worker(threads: int | None) -> None:

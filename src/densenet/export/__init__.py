@@ -1,6 +1,8 @@
 """Saving, loading and exporting trained models.
 
-- :mod:`~densenet.export.weights`: run-directory weights (``model.safetensors`` + ``model.json``).
+Run-directory weights (``model.safetensors`` + ``model.json``) and :func:`~densenet.rundir.load`
+live in :mod:`densenet.rundir`.
+
 - :mod:`~densenet.export.convert`: pickled ``.pt`` checkpoints into that format, without running code.
 - :mod:`~densenet.export.formats`: ONNX and TorchScript artifacts and their numerical checks.
 - :mod:`~densenet.export.fold`: folding BatchNorm into the preceding convolution.
@@ -20,9 +22,7 @@ from densenet.export.formats import (
     export_onnx,
     export_torchscript,
 )
-from densenet.export.weights import ModelCard, Preprocessing, atomic_write_bytes, load, read_card, save_model
 
-__all__ = ["FORMATS", "CheckResult", "ExportCheckError", "ExportError", "ExportReport", "FoldPair", "ModelCard",
-           "Preprocessing", "atomic_write_bytes", "check_onnx", "check_torchscript", "convert_torch_checkpoint",
-           "export_artifact", "export_onnx", "export_torchscript", "find_foldable_pairs", "fold_batchnorm",
-           "fuse_conv_bn", "load", "read_card", "save_model"]
+__all__ = ["FORMATS", "CheckResult", "ExportCheckError", "ExportError", "ExportReport", "FoldPair", "check_onnx",
+           "check_torchscript", "convert_torch_checkpoint", "export_artifact", "export_onnx", "export_torchscript",
+           "find_foldable_pairs", "fold_batchnorm", "fuse_conv_bn"]

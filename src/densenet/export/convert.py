@@ -18,8 +18,8 @@ import torch
 
 from densenet.errors import UnsafeFileError
 from densenet.export.formats import ExportError
-from densenet.export.weights import WEIGHTS_FILE, ModelCard, Preprocessing, save_model
 from densenet.models import create_model, load_torchvision_state_dict, model_info
+from densenet.rundir import WEIGHTS_FILE, ModelCard, Preprocessing, save_model
 
 # Where training scripts commonly nest the weights inside a checkpoint dictionary.
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "module", "net")

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -27,6 +25,7 @@ import torch
 from torch import nn
 
 from densenet.errors import DenseNetError
+from densenet.rundir import atomic_path
 
 DEFAULT_OPSET = 17
 # The TorchScript-based exporter writes opsets up to 20; below 9 it cannot fold constants and keeps
@@ -73,20 +72,16 @@ class CheckResult:
         return {**asdict(self), "ok": self.ok}
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds, else delete it."""
+def atomic_output(path: str | Path) -> contextlib.AbstractContextManager[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds, else delete it.
+
+    Raises:
+        ExportError: if ``path``'s folder does not exist.
+    """
     path = Path(path)
     if not path.parent.is_dir():
         raise ExportError(f"cannot write {path}: folder {path.parent} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the artifact unreadable to other users
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    return atomic_path(path)
 
 
 def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int], *, opset: int = DEFAULT_OPSET,

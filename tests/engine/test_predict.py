@@ -7,7 +7,7 @@ from PIL import Image
 import densenet
 from densenet.data import BatchLoader, load_dataset
 from densenet.engine.config import load_preset
-from densenet.engine.inference import predict_files
+from densenet.engine.predict import predict
 from densenet.engine.trainer import train
 
 
@@ -25,7 +25,7 @@ def test_predict_on_picture_files_matches_the_training_data_path(tmp_path, fashi
     for i in range(6):  # the test set's first pictures, saved as ordinary 28x28 PNG files
         files.append(tmp_path / f"test{i}.png")
         Image.fromarray(native.images[i, 0].numpy()).save(files[-1])
-    results = predict_files(run, [str(f) for f in files], top_k=10)
+    results = predict(run, [str(f) for f in files], top_k=10)
 
     resized = load_dataset("fashion-mnist", "test", fashion_dir, image_size=32)
     resized.images, resized.labels = resized.images[:6], resized.labels[:6]

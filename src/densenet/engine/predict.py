@@ -1,0 +1,55 @@
+"""Prediction with a finished run on picture files, preprocessed exactly as its training data was."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from densenet.errors import DataError
+from densenet.rundir import load
+
+
+@torch.no_grad()
+def predict(run_dir: str | Path, images: Sequence[str | Path], top_k: int = 5) -> list[dict[str, Any]]:
+    """Top-k classes for each picture file, preprocessed exactly as the training data was.
+
+    Any size or mode is accepted: the picture is converted to the run's channels, resized to its
+    image size and normalized with its mean and std (all read from ``model.json``).
+
+    Args:
+        run_dir: The ``--out`` folder of a finished ``densenet train``.
+        images: Paths of picture files (PNG, JPEG, ...).
+        top_k: How many classes to return per picture (at most the number of classes).
+
+    Returns:
+        One dict per file, in order: ``{"file", "predictions": [{"class", "index", "probability"}, ...]}``,
+        most probable first, or ``{"file", "error"}`` for a file that could not be read (the others still run).
+
+    Raises:
+        RunDirError: if ``run_dir`` is not a complete run directory.
+    """
+    from densenet.data import open_image, preprocess_image
+
+    model = load(run_dir)
+    card = model.card
+    pre = card.preprocessing
+    mean = torch.tensor(pre.mean).view(-1, 1, 1)
+    std = torch.tensor(pre.std).view(-1, 1, 1)
+    k = min(top_k, len(card.classes))
+    results: list[dict[str, Any]] = []
+    for path in images:
+        try:
+            image = preprocess_image(open_image(path), pre.channels, pre.image_size)
+        except DataError as exc:
+            results.append({"file": str(path), "error": str(exc)})
+            continue
+        x = ((image.float() / 255.0 - mean) / std).unsqueeze(0)  # (1, C, H, W)
+        probs = torch.softmax(model(x).float(), dim=1)[0]
+        values, indices = probs.topk(k)
+        results.append({"file": str(path), "predictions": [
+            {"class": card.classes[i], "index": int(i), "probability": float(v)}
+            for v, i in zip(values.tolist(), indices.tolist())]})
+    return results
