@@ -1,4 +1,4 @@
-"""The statistics behind the verdicts: frontiers, matched-accuracy costs, noise bands, aggregation."""
+"""The aggregation behind the verdicts: frontiers, matched-accuracy costs, means and per-seed values."""
 
 import math
 
@@ -11,7 +11,7 @@ from densenet.experiments.analysis import (
     frontier,
     matched_ratios,
     mean_std,
-    noise,
+    seed_values,
 )
 
 
@@ -46,9 +46,12 @@ def test_matched_ratios_are_empty_when_accuracy_ranges_do_not_overlap():
     assert matched_ratios([(10, 0.5), (20, 0.6)], [(10, 0.7), (20, 0.8)]) == []
 
 
-def test_noise_is_two_standard_errors_of_the_difference():
-    assert noise(0.03, 0.04, 4) == pytest.approx(2 * math.sqrt((0.03**2 + 0.04**2) / 4))
-    assert noise(0.0, 0.0, 3) == 0.0
+def test_seed_values_key_each_metric_by_group_then_seed():
+    records = [{"family": f, "augment": a, "seed": s, "test_acc": 0.1 * s + (0.5 if a else 0.0)}
+               for f in ("densenet", "resnet") for a in (True, False) for s in (2, 0, 1)]
+    values = seed_values(records, "test_acc", ["family", "augment"])
+    assert sorted(values) == [("densenet", False), ("densenet", True), ("resnet", False), ("resnet", True)]
+    assert values[("resnet", True)] == {2: pytest.approx(0.7), 0: 0.5, 1: pytest.approx(0.6)}
 
 
 def test_aggregate_means_and_sample_std_per_group_in_first_seen_order():

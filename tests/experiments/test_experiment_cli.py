@@ -126,3 +126,16 @@ def test_from_records_refuses_missing_or_mismatched_records(tmp_path, fashion_di
 def _error_lines(stderr: str) -> int:
     assert "Traceback" not in stderr
     return sum(line.startswith("error: ") for line in stderr.splitlines())
+
+
+def test_readme_verdict_table_is_the_rendered_one():
+    """The verdict table in the project README is what the renderer makes of docs/evidence's reports."""
+    from densenet.experiments.readme import load_reports, verdict_table
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "README.md").read_text()
+    start = text.index("## Does DenseNet live up to the chapter? The evidence")
+    end = text.find("\n## ", start + 1)
+    section = text[start:end if end > 0 else None].splitlines()
+    table = [line for line in section if line.startswith("|")]
+    assert table == verdict_table(load_reports(root / "docs" / "evidence", list_experiments()))

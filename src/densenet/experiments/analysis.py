@@ -1,4 +1,4 @@
-"""Statistics the verdicts rest on: means over seeds, medians over timing repeats, noise bands, matched costs."""
+"""Aggregation the tables and verdicts rest on: means over seeds, medians over timing repeats, matched costs."""
 
 from __future__ import annotations
 
@@ -76,12 +76,13 @@ def json_key(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def noise(std_a: float, std_b: float, n: int) -> float:
-    """Two standard errors of the difference of two means over ``n`` seeds each.
-
-    A difference smaller than this is not told apart from seed-to-seed noise.
-    """
-    return 2.0 * math.sqrt((std_a**2 + std_b**2) / max(n, 1))
+def seed_values(records: Iterable[dict[str, Any]], metric: str,
+                by: Sequence[str]) -> dict[tuple, dict[int, float]]:
+    """``metric`` of each record keyed by its ``by`` fields, then by seed: what the paired intervals take."""
+    out: dict[tuple, dict[int, float]] = {}
+    for r in records:
+        out.setdefault(tuple(_hashable(r[k]) for k in by), {})[r["seed"]] = r[metric]
+    return out
 
 
 def frontier(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:

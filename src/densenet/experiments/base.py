@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from densenet.experiments.rules import VERDICTS
+from densenet.experiments.stats import Interval
 from densenet.experiments.sweep import Arch, BenchSpec, RunSpec, Sweep
-
-VERDICTS = ("supported", "not supported", "inconclusive at this scale")
 
 DENSENET_BASE = "densenet_bc100_k12"  # cifar stem, bottleneck + compression 0.5; arguments override it
 RESNET_BASE = "resnet20"  # cifar stem, basic blocks, zero-padding shortcuts
@@ -58,6 +58,7 @@ class Outcome:
     records: list[dict[str, Any]] = field(default_factory=list)  # one per run or timing
     summary: dict[str, Any] = field(default_factory=dict)  # the figures the verdict rests on
     aggregation: str = ""  # how the table and figure summarise seeds or repeats, in one sentence
+    headline: str = ""  # what the runs show, in one line, for the verdict tables
 
     def __post_init__(self) -> None:
         assert self.verdict in VERDICTS, self.verdict
@@ -71,6 +72,7 @@ class Experiment:
     setup: str  # what runs, independent of scale; the conditions of the scale are added by the report
     plan: Callable[[Sweep, int], Plan]  # (sweep, seeds) -> the runs and timings it needs
     analyze: Callable[[Sweep, int, list[dict[str, Any]], str], Outcome]  # (sweep, seeds, records, plot) -> outcome
+    short: str = ""  # the title in a few words, for the verdict tables
 
     def run(self, sweep: Sweep, seeds: int, plot: str) -> Outcome:
         """Train and time what the plan needs (reusing what exists), then analyze the records."""
@@ -104,9 +106,34 @@ def med(row: dict[str, Any], metric: str, digits: int = 0) -> str:
             f"{row[metric + '_max']:.{digits}f})")
 
 
+def ci(iv: Interval, scale: float = 100.0, digits: int = 2) -> str:
+    """A difference with its 95% half-width, ``+1.23 ± 0.45`` (in percentage points by default)."""
+    return f"{scale * iv.diff:+.{digits}f} ± {scale * iv.half:.{digits}f}"
+
+
 def kilo(n: float) -> str:
     return f"{n / 1e3:,.0f}k" if n >= 1e4 else f"{n / 1e3:,.1f}k"
 
 
 def mega(n: float) -> str:
     return f"{n / 1e6:,.1f}M"
+
+
+def standard_runs(sweep: Sweep, archs: list[Any], seeds: int) -> tuple[RunSpec, ...]:
+    """Every seed of each network on the scale's standard training set."""
+    n = sweep.scale.train_size(sweep.dataset)
+    return tuple(RunSpec(a, s, n) for a in archs for s in range(seeds))
+
+
+def fast_precision(sweep: Sweep) -> str:
+    """The fast path's precision on the sweep's device: fp16 on CUDA, bf16 on the CPU."""
+    return "fp16" if sweep.device.startswith("cuda") else "bf16"
+
+
+def cost_cells(r: dict[str, Any]) -> dict[str, Any]:
+    """The cells of :data:`COST_COLS` for one aggregated row."""
+    return {"label": r["label"], "params": kilo(r["params"]), "flops": mega(r["flops"]),
+            "test": pm(r["test_acc_mean"], r["test_acc_std"])}
+
+
+COST_COLS = [("label", "model"), ("params", "params"), ("flops", "forward FLOPs"), ("test", "test acc %")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from densenet.experiments.analysis import aggregate, matched_ratios, noise
+from densenet.experiments.analysis import aggregate, matched_ratios, seed_values
 from densenet.experiments.base import (
     DENSENET_FAMILY,
     DENSENET_PAIR,
@@ -13,14 +13,27 @@ from densenet.experiments.base import (
     Experiment,
     Outcome,
     Plan,
+    ci,
     kilo,
     mega,
     pm,
     seeds_note,
 )
 from densenet.experiments.plots import bar_plot, series_plot
+from densenet.experiments.rules import (
+    CLAIM1_LIMITS,
+    CLAIM2_LIMITS,
+    SMALL_DATA,
+    claim3_verdict,
+    claim4_fraction,
+    matched_verdict,
+    unanimous,
+)
 from densenet.experiments.scales import dataset_train_size
+from densenet.experiments.stats import by_seed
 from densenet.experiments.sweep import RunSpec, Sweep
+
+FAMILIES = ("densenet", "resnet")
 
 
 def plan_families(sweep: Sweep, seeds: int) -> Plan:
@@ -38,8 +51,8 @@ def _family_table(rows: list[dict[str, Any]]) -> tuple[list[tuple[str, str]], li
     return cols, cells
 
 
-def _matched(cost: str, seeds: int, sweep: Sweep, records: list[dict[str, Any]], plot: str, limit: float,
-             fail: float, claim: str) -> Outcome:
+def _matched(cost: str, seeds: int, sweep: Sweep, records: list[dict[str, Any]], plot: str,
+             limits: tuple[float, float], claim: str) -> Outcome:
     rows = aggregate(records, ["label"])
     dn = [(r[cost], r["test_acc_mean"]) for r in rows if r["family"] == "densenet"]
     rn = [(r[cost], r["test_acc_mean"]) for r in rows if r["family"] == "resnet"]
@@ -53,33 +66,30 @@ def _matched(cost: str, seeds: int, sweep: Sweep, records: list[dict[str, Any]],
                         "logx": True, "series": series}], f"{claim}: accuracy against {name}")
     cols, cells = _family_table(rows)
     if not ratios:
-        verdict, reason = "inconclusive at this scale", (
+        verdict, reason = matched_verdict([], limits), (
             "the two families' accuracy ranges do not overlap, so no accuracy is reached by both and the "
             f"{name} cannot be compared at matched accuracy.")
     else:
         shown = "; ".join(f"at {100 * m['accuracy']:.2f}% DenseNet needs {m['ratio']:.2f}x ResNet's {name}"
                           for m in ratios)
         worst, best = max(m["ratio"] for m in ratios), min(m["ratio"] for m in ratios)
-        if worst <= limit:
-            verdict = "supported"
-        elif best >= fail:
-            verdict = "not supported"
-        else:
-            verdict = "inconclusive at this scale"
+        verdict = matched_verdict([m["ratio"] for m in ratios], limits)
         reason = (f"reading each family's best-accuracy-for-cost frontier (log-linear between its sizes), {shown}. "
-                  f"The claim holds if the ratio is at most {limit} at every matched accuracy and fails if it "
-                  f"is at least {fail} at every one; the ratios here range from {best:.2f} to {worst:.2f}.")
+                  f"The claim holds if the ratio is at most {limits[0]} at every matched accuracy and fails if it "
+                  f"is at least {limits[1]} at every one; the ratios here range from {best:.2f} to {worst:.2f}.")
     reason += " " + _training_regime(sweep, rows)
+    headline = (f"at matched accuracy DenseNet needs {best:.2f}x to {worst:.2f}x ResNet's {name}" if ratios
+                else "the two families reach no common accuracy")
     return Outcome(cols, cells, verdict, reason, records, {"ratios": ratios, "rows": rows},
-                   f"Accuracies are {seeds_note(seeds)}.")
+                   f"Accuracies are {seeds_note(seeds)}.", headline)
 
 
 def analyze_claim1(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot: str) -> Outcome:
-    return _matched("params", seeds, sweep, records, plot, limit=0.5, fail=0.75, claim="Claim 1")
+    return _matched("params", seeds, sweep, records, plot, CLAIM1_LIMITS, claim="Claim 1")
 
 
 def analyze_claim2(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot: str) -> Outcome:
-    return _matched("flops", seeds, sweep, records, plot, limit=0.6, fail=0.8, claim="Claim 2")
+    return _matched("flops", seeds, sweep, records, plot, CLAIM2_LIMITS, claim="Claim 2")
 
 
 def _training_regime(sweep: Sweep, rows: list[dict[str, Any]]) -> str:
@@ -110,16 +120,32 @@ def analyze_claim3(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot
     by = {(r["family"], r["train_images"]): r for r in rows}
     cols = [("fraction", "training data"), ("epochs", "epochs"), ("dn_test", "DenseNet test acc %"),
             ("rn_test", "ResNet test acc %"), ("dn_gap", "DenseNet gap (pp)"), ("rn_gap", "ResNet gap (pp)")]
-    cells, small = [], []
-    for f, n in sizes:
-        d, r = by[("densenet", n)], by[("resnet", n)]
-        cells.append({"fraction": f"{100 * f:g}% ({n:,} images)", "epochs": sweep.scale.epochs_for(n),
-                      "dn_test": pm(d["test_acc_mean"], d["test_acc_std"]),
-                      "rn_test": pm(r["test_acc_mean"], r["test_acc_std"]),
-                      "dn_gap": pm(d["gap_mean"], d["gap_std"]), "rn_gap": pm(r["gap_mean"], r["gap_std"])})
-        if f <= 0.05:
-            small.append((f, n, d, r))
-    xs = [n for _, n in sizes]
+    cells = [{"fraction": f"{100 * f:g}% ({n:,} images)", "epochs": sweep.scale.epochs_for(n),
+              "dn_test": pm(by[("densenet", n)]["test_acc_mean"], by[("densenet", n)]["test_acc_std"]),
+              "rn_test": pm(by[("resnet", n)]["test_acc_mean"], by[("resnet", n)]["test_acc_std"]),
+              "dn_gap": pm(by[("densenet", n)]["gap_mean"], by[("densenet", n)]["gap_std"]),
+              "rn_gap": pm(by[("resnet", n)]["gap_mean"], by[("resnet", n)]["gap_std"])} for f, n in sizes]
+    _claim3_plot(plot, by, [n for _, n in sizes], seeds)
+    small = [(f, n) for f, n in sizes if f <= SMALL_DATA]
+    values = {m: seed_values(records, m, ["family", "train_images"]) for m in ("gap", "test_acc")}
+    gaps = [by_seed(values["gap"][("densenet", n)], values["gap"][("resnet", n)]) for _, n in small]
+    tests = [by_seed(values["test_acc"][("densenet", n)], values["test_acc"][("resnet", n)]) for _, n in small]
+    verdict = claim3_verdict(gaps, tests)
+    notes = [f"at {100 * f:g}% DenseNet's gap minus ResNet's is {ci(g)} pp and its test accuracy minus ResNet's "
+             f"{ci(t)} pp" for (f, _), g, t in zip(small, gaps, tests)]
+    reason = ("; ".join(notes) + f" (95% {gaps[0].method} intervals over seeds). " if notes else "") + (
+        f"The claim holds if, with little data (at most {SMALL_DATA:.0%} of the training set), DenseNet's "
+        "train-test gap is smaller beyond the 95% interval at every such fraction without a lower test accuracy; it "
+        "fails if its gap is larger, or its test accuracy lower, at every such fraction.")
+    (f0, n0) = sizes[0]
+    headline = (f"on {n0:,} images the train-test gap is {100 * by[('densenet', n0)]['gap_mean']:.1f} pp (DenseNet) "
+                f"vs {100 * by[('resnet', n0)]['gap_mean']:.1f} pp (ResNet); the difference is {ci(gaps[0])} pp"
+                if small else "")
+    return Outcome(cols, cells, verdict, reason, records, {"rows": rows, "gaps": gaps, "tests": tests},
+                   f"Accuracies and gaps are {seeds_note(seeds)}.", headline)
+
+
+def _claim3_plot(plot: str, by: dict[tuple[str, int], dict[str, Any]], xs: list[int], seeds: int) -> None:
     fam = (("DenseNet", "densenet"), ("ResNet", "resnet"))
     series_plot(plot, [
         {"xlabel": "training images (log scale)", "ylabel": f"train acc - test acc, pp ({seeds_note(seeds)})",
@@ -130,83 +156,75 @@ def analyze_claim3(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot
          "series": [{"label": lab, "x": xs, "y": [100 * by[(k, n)]["test_acc_mean"] for n in xs],
                      "yerr": [100 * by[(k, n)]["test_acc_std"] for n in xs]} for lab, k in fam]},
     ], f"Claim 3: overfitting against training-set size ({DENSENET_PAIR.label} vs {RESNET_PAIR.label})")
-    smaller_gap = lower_test = larger_gap = 0
-    notes = []
-    for f, _n, d, r in small:
-        band = noise(d["gap_std"], r["gap_std"], d["n"])
-        tband = noise(d["test_acc_std"], r["test_acc_std"], d["n"])
-        diff, tdiff = d["gap_mean"] - r["gap_mean"], d["test_acc_mean"] - r["test_acc_mean"]
-        smaller_gap += diff < -band
-        larger_gap += diff > band
-        lower_test += tdiff < -tband
-        notes.append(f"at {100 * f:g}% DenseNet's gap is {100 * diff:+.2f} pp against ResNet's (noise band "
-                     f"±{100 * band:.2f}) and its test accuracy {100 * tdiff:+.2f} pp (±{100 * tband:.2f})")
-    if small and smaller_gap == len(small) and lower_test == 0:
-        verdict = "supported"
-    elif small and (larger_gap == len(small) or lower_test == len(small)):
-        verdict = "not supported"
-    else:
-        verdict = "inconclusive at this scale"
-    reason = ("; ".join(notes) + ". The claim holds if, with little data (at most 5% of the training set), "
-              "DenseNet's train-test gap is smaller beyond the noise band (two standard errors over seeds) at every "
-              "fraction without a lower test accuracy; it fails if its gap is larger, or its test accuracy lower, "
-              "at every such fraction.")
-    return Outcome(cols, cells, verdict, reason, records, {"rows": rows},
-                   f"Accuracies and gaps are {seeds_note(seeds)}.")
+
+
+def _claim4_sizes(sweep: Sweep) -> list[tuple[float, int]]:
+    """Claim 3's little-data fractions: the networks overfit most there, so augmentation has most to prevent."""
+    return [(f, n) for f, n in _fraction_sizes(sweep) if f <= SMALL_DATA]
 
 
 def plan_claim4(sweep: Sweep, seeds: int) -> Plan:
-    # The smallest fraction of claim 3: the networks overfit most there, so augmentation has most to prevent.
-    _, n = _fraction_sizes(sweep)[0]
-    return Plan(tuple(RunSpec(a, s, n, augment=aug) for a in (DENSENET_PAIR, RESNET_PAIR) for aug in (True, False)
-                      for s in range(seeds)))
+    return Plan(tuple(RunSpec(a, s, n, augment=aug) for _, n in _claim4_sizes(sweep)
+                      for a in (DENSENET_PAIR, RESNET_PAIR) for aug in (True, False) for s in range(seeds)))
+
+
+def claim4_part(values: dict[tuple, dict[int, float]], n: int) -> dict[str, Any]:
+    """One fraction of claim 4: each network's drop without augmentation, their difference, the verdict.
+
+    Args:
+        values: ``(family, train_images, augment)`` -> ``{seed: test accuracy}``.
+        n: The fraction's training images.
+
+    Returns:
+        ``train_images``, ``helps`` (augmented minus plain per family, paired over seeds), ``diff``
+        (ResNet's drop minus DenseNet's, paired over seeds) and the fraction's ``verdict``.
+    """
+    drops = {fam: {s: values[(fam, n, True)][s] - values[(fam, n, False)][s] for s in values[(fam, n, True)]
+                   if s in values[(fam, n, False)]} for fam in ("densenet", "resnet")}
+    helps = {fam: by_seed(values[(fam, n, True)], values[(fam, n, False)]) for fam in drops}
+    diff = by_seed(drops["resnet"], drops["densenet"])
+    verdict = claim4_fraction(list(helps.values()), helps["resnet"].diff, diff)
+    return {"train_images": n, "helps": helps, "diff": diff, "verdict": verdict}
 
 
 def analyze_claim4(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot: str) -> Outcome:
-    _, n = _fraction_sizes(sweep)[0]
-    rows = aggregate(records, ["label", "augment"])
-    by = {(r["family"], r["augment"]): r for r in rows}
-    drops = {}
-    cols = [("label", "model"), ("aug", "with augmentation, test %"), ("plain", "without, test %"),
-            ("drop", "drop without augmentation, pp (± combined std)")]
-    cells = []
-    for fam in ("densenet", "resnet"):
-        a, p = by[(fam, True)], by[(fam, False)]
-        drop = a["test_acc_mean"] - p["test_acc_mean"]
-        drops[fam] = (drop, (a["test_acc_std"] ** 2 + p["test_acc_std"] ** 2) ** 0.5, a["n"])
-        cells.append({"label": a["label"], "aug": pm(a["test_acc_mean"], a["test_acc_std"]),
-                      "plain": pm(p["test_acc_mean"], p["test_acc_std"]),
-                      "drop": f"{100 * drop:+.2f} ± {100 * drops[fam][1]:.2f}"})
-    bar_plot(plot, [c["label"] for c in cells],
-             [{"label": lab, "y": [100 * by[(fam, aug)]["test_acc_mean"] for fam in ("densenet", "resnet")],
-               "yerr": [100 * by[(fam, aug)]["test_acc_std"] for fam in ("densenet", "resnet")]}
+    sizes = _claim4_sizes(sweep)
+    by = {(r["family"], r["train_images"], r["augment"]): r for r in aggregate(records, ["label", "train_images",
+                                                                                        "augment"])}
+    values = seed_values(records, "test_acc", ["family", "train_images", "augment"])
+    parts = [claim4_part(values, n) for _, n in sizes]
+    cols = [("fraction", "training data"), ("label", "model"), ("aug", "with augmentation, test %"),
+            ("plain", "without, test %"), ("drop", "drop without augmentation, pp (± 95% paired interval)")]
+    cells = [{"fraction": f"{100 * f:g}% ({n:,} images)", "label": by[(fam, n, True)]["label"],
+              "aug": pm(by[(fam, n, True)]["test_acc_mean"], by[(fam, n, True)]["test_acc_std"]),
+              "plain": pm(by[(fam, n, False)]["test_acc_mean"], by[(fam, n, False)]["test_acc_std"]),
+              "drop": ci(part["helps"][fam])} for (f, n), part in zip(sizes, parts) for fam in ("densenet", "resnet")]
+    bar_plot(plot, [f"{c['label']}\n{c['fraction']}" for c in cells],
+             [{"label": lab, "y": [100 * by[(fam, n, aug)]["test_acc_mean"] for _, n in sizes for fam in FAMILIES],
+               "yerr": [100 * by[(fam, n, aug)]["test_acc_std"] for _, n in sizes for fam in FAMILIES]}
               for lab, aug in (("with augmentation", True), ("without", False))],
-             f"test accuracy % ({seeds_note(seeds)})", f"Claim 4: augmentation on {n:,} training images")
-    (dd, sd, k), (dr, sr, _) = drops["densenet"], drops["resnet"]
-    band = noise(sd, sr, k)
-    diff = dr - dd
-    # Augmentation must help at least one network for "the drop without it" to mean anything.
-    helps = dd > noise(sd, 0.0, k) or dr > noise(sr, 0.0, k)
-    if not helps:
-        verdict = "inconclusive at this scale"
-    elif diff > band and dr > 0:
-        verdict = "supported"
-    elif diff < -band:
-        verdict = "not supported"
-    else:
-        verdict = "inconclusive at this scale"
-    reason = (f"on {n:,} training images, without augmentation (random crop with padding "
-              f"{sweep.scale.augment_padding} and horizontal flips) DenseNet's test accuracy changes by "
-              f"{-100 * dd:+.2f} pp and ResNet's by {-100 * dr:+.2f} pp; ResNet's drop minus DenseNet's is "
-              f"{100 * diff:+.2f} pp, against a noise band of ±{100 * band:.2f} pp. The claim holds if ResNet drops "
-              "more than DenseNet beyond the noise band, and fails if DenseNet drops more beyond it.")
-    if not helps:
-        reason += (" Here augmentation helps neither network beyond its own noise band, so there is no drop to "
-                   "compare: at this budget the augmented images slow learning more than they prevent overfitting, "
-                   "and the claim is not put to the test.")
-    return Outcome(cols, cells, verdict, reason, records, {"rows": rows, "drops": drops},
-                   f"Accuracies are {seeds_note(seeds)}; a drop's ± is the two arms' stds combined "
-                   "(square root of the sum of squares).")
+             f"test accuracy % ({seeds_note(seeds)})",
+             "Claim 4: augmentation on " + " and ".join(f"{n:,}" for _, n in sizes) + " training images")
+    verdict = unanimous([p["verdict"] for p in parts])
+    return Outcome(cols, cells, verdict, _claim4_reason(sweep, sizes, parts), records,
+                   {"rows": list(by.values()), "fractions": parts},
+                   f"Accuracies are {seeds_note(seeds)}; a drop's ± is the 95% paired t-interval over seeds of "
+                   "augmented minus plain accuracy (same seed, same training images).",
+                   "; ".join(f"at {100 * f:g}% dropping augmentation costs DenseNet {ci(p['helps']['densenet'])} pp "
+                             f"and ResNet {ci(p['helps']['resnet'])} pp" for (f, _), p in zip(sizes, parts)))
+
+
+def _claim4_reason(sweep: Sweep, sizes: list[tuple[float, int]], parts: list[dict[str, Any]]) -> str:
+    notes = [f"on {n:,} training images ({100 * f:g}%) without augmentation DenseNet's test accuracy changes by "
+             f"{-100 * p['helps']['densenet'].diff:+.2f} pp and ResNet's by {-100 * p['helps']['resnet'].diff:+.2f} "
+             f"pp; ResNet's drop minus DenseNet's is {ci(p['diff'])} pp (this fraction: {p['verdict']}"
+             + ("" if any(h.above for h in p["helps"].values()) else
+                ": augmentation helps neither network beyond its interval, so there is no drop to compare") + ")"
+             for (f, n), p in zip(sizes, parts)]
+    return ("; ".join(notes) + f". Augmentation is random crops with padding {sweep.scale.augment_padding} and "
+            "horizontal flips; every interval is a 95% paired t-interval over seeds. The claim holds if at every "
+            f"fraction of at most {SMALL_DATA:.0%} ResNet drops more than DenseNet beyond the interval (with "
+            "augmentation helping at least one of them), and fails if DenseNet drops more beyond it at every one.")
 
 
 CLAIMS = [
@@ -216,13 +234,13 @@ CLAIMS = [
         "Four DenseNet-BC sizes (" + ", ".join(a.label for a in DENSENET_FAMILY) + ") and five ResNet sizes ("
         + ", ".join(a.label for a in RESNET_FAMILY) + "), all trained with the same recipe. Each family's "
         "accuracy-for-parameters frontier is read at three accuracies both families reach.",
-        plan_families, analyze_claim1),
+        plan_families, analyze_claim1, short="Claim 1: half the parameters"),
     Experiment(
         "claim2-flops", "Claim 2: DenseNet needs about half of ResNet's compute for the same accuracy",
         "At matched test accuracy, does a DenseNet need about half (at most 0.6x) the forward FLOPs of a ResNet?",
         "The same runs as claim 1, read against forward FLOPs per image (torch.utils.flop_counter, a "
         "multiply-add counting 2).",
-        plan_families, analyze_claim2),
+        plan_families, analyze_claim2, short="Claim 2: half the compute"),
     Experiment(
         "claim3-overfitting", "Claim 3: DenseNet resists overfitting, especially with little training data",
         "With little training data, is DenseNet's train-test gap smaller than a ResNet's of similar size, "
@@ -230,13 +248,13 @@ CLAIMS = [
         f"{DENSENET_PAIR.label} against {RESNET_PAIR.label} (about 100k parameters each), trained on the first "
         "1%, 5%, 20% and 100% of the training set; smaller sets get more epochs so that every run sees about "
         "the same number of images. The gap is the last epoch's running train accuracy minus the test accuracy.",
-        plan_claim3, analyze_claim3),
+        plan_claim3, analyze_claim3, short="Claim 3: resists overfitting"),
     Experiment(
         "claim4-augmentation", "Claim 4: DenseNet generalizes better without data augmentation",
         "Without data augmentation, does ResNet lose more test accuracy than DenseNet?",
-        f"{DENSENET_PAIR.label} and {RESNET_PAIR.label} on the smallest training fraction of claim 3 (1%: "
-        "the networks overfit most there, so augmentation has the most to prevent), with and without random crops "
+        f"{DENSENET_PAIR.label} and {RESNET_PAIR.label} on claim 3's little-data fractions (1% and 5%: the "
+        "networks overfit most there, so augmentation has the most to prevent), with and without random crops "
         "and horizontal flips. The seed's setting is CIFAR-100; at cpu scale it is Fashion-MNIST "
         "(`--scale full --dataset cifar-100` runs the seed's).",
-        plan_claim4, analyze_claim4),
+        plan_claim4, analyze_claim4, short="Claim 4: better without augmentation"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import io
 import json
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from densenet.errors import ConfigError
-from densenet.experiments.base import Experiment, Outcome, seeds_note
+from densenet.experiments.base import Experiment, Outcome
 from densenet.experiments.claims import CLAIMS
 from densenet.experiments.ideas import IDEAS
+from densenet.experiments.readme import render_readme
+from densenet.experiments.rules import RULES
 from densenet.experiments.scales import get_scale
 from densenet.experiments.stored import load_stored, stored_train_threads
 from densenet.experiments.sweep import Log, Sweep
@@ -131,14 +134,15 @@ def _report(exp: Experiment, outcome: Outcome, sweep: Sweep, seeds: int, out: Pa
             measured: dict[str, Any]) -> dict[str, Any]:
     trained = [r for r in outcome.records if "test_acc" in r]
     return {
-        "name": exp.name, "title": exp.title, "question": exp.question, "setup": exp.setup,
+        "name": exp.name, "title": exp.title, "short": exp.short, "question": exp.question, "setup": exp.setup,
         "scale": sweep.scale.name, "dataset": sweep.dataset, "seeds": seeds, "device": sweep.device,
         "jobs": sweep.jobs, "train_threads": measured["train_threads"],
         "conditions": conditions(sweep, outcome.records, measured["train_threads"]),
         "aggregation": outcome.aggregation, "command": _command(exp.name, sweep, seeds, out),
         "machine": measured["machine"], "date": measured["date"], "wall_seconds": measured["wall_seconds"],
         "train_seconds_total": round(sum(r["train_seconds"] for r in trained if not r["reused"]), 1),
-        "runs": len(trained), "verdict": outcome.verdict, "reason": outcome.reason,
+        "runs": len(trained), "verdict": outcome.verdict, "reason": outcome.reason, "headline": outcome.headline,
+        "rules": RULES[exp.name],
         "columns": outcome.columns, "rows": outcome.rows, "summary": outcome.summary, "records": outcome.records,
     }
 
@@ -183,7 +187,7 @@ def conditions(sweep: Sweep, records: list[dict[str, Any]], train_threads: int |
 def _write(out: Path, report: dict[str, Any], outcome: Outcome) -> None:
     out.mkdir(parents=True, exist_ok=True)
     name = report["name"]
-    write_json(out / f"{name}.json", report, indent=1, default=str)
+    write_json(out / f"{name}.json", report, indent=1, default=_plain)
     rows = [_csv_row(r) for r in outcome.records]
     arch = list(dict.fromkeys(k for r in outcome.records for k in r.get("args", {})))
     rest = sorted({k for r in rows for k in r} - {"model", "builder", *arch})
@@ -193,6 +197,11 @@ def _write(out: Path, report: dict[str, Any], outcome: Outcome) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_bytes(out / f"{name}.csv", text.getvalue().encode())
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what the summaries hold besides plain data: intervals as their fields, anything else as text."""
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else str(value)
 
 
 def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -208,62 +217,6 @@ def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def section(report: dict[str, Any]) -> str:
-    """The README section of one experiment."""
-    cols = report["columns"]
-    conditions = report.get("conditions") or report.get("scale_description", "")
-    aggregation = report.get("aggregation") or f"Accuracies are {seeds_note(report['seeds'])}."
-    lines = [f"## {report['title']}", "", f"**Question.** {report['question']}", "",
-             f"**Setup.** {report['setup']}", "",
-             f"**Conditions** (scale `{report['scale']}`). {conditions} {aggregation}", "",
-             "| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(row[k]) for k, _ in cols) + " |" for row in report["rows"]]
-    lines += ["", f"![{report['name']}]({report['name']}.png)", "", f"Verdict: {report['verdict']}", "",
-              f"**Reason.** {report['reason'][0].upper() + report['reason'][1:]}", "",
-              f"Command: `{report['command']}` ({report['runs']} training runs; raw results in "
-              f"[{report['name']}.json]({report['name']}.json) and [{report['name']}.csv]({report['name']}.csv); "
-              f"measured {report['date']} on {report['machine']}).", ""]
-    return "\n".join(lines)
-
-
 def write_readme(out: str | Path) -> Path:
-    """Rebuild ``out/README.md`` from the ``<name>.json`` reports present in ``out``."""
-    out = Path(out)
-    reports = []
-    for n in EXPERIMENTS:
-        p = out / f"{n}.json"
-        if p.is_file():
-            reports.append(json.loads(p.read_text()))
-    lines = ["# Evidence: the seed's claims and ideas, tested", "",
-             "Written by `densenet experiment`; every number below comes from the runs and timings of the command "
-             "printed under its section. Verdicts are computed by the rules stated in each reason, from means and "
-             "standard deviations of accuracy over seeds and medians of throughput over timing repeats; "
-             "\"inconclusive at this scale\" means the differences are within seed-to-seed noise or the "
-             "measurements do not reach the claim.", "",
-             "Each `NAME.json` keeps every raw run and timing record. To redraw this report (sections, tables, "
-             "CSVs, figures, verdicts) from those records without training or timing anything, add "
-             "`--from-records` to the command, e.g. "
-             f"`{_rerender_example(reports)}`; it refuses when a file's records do not match what the "
-             "experiment makes now.", "",
-             "| experiment | verdict |", "|---|---|"]
-    lines += [f"| [{r['title']}](#{_anchor(r['title'])}) | {r['verdict']} |" for r in reports]
-    lines.append("")
-    lines += [section(r) for r in reports]
-    path = out / "README.md"
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, "\n".join(lines).encode())
-    return path
-
-
-def _rerender_example(reports: list[dict[str, Any]]) -> str:
-    """The re-render command for the whole folder, from the first report's own command."""
-    if not reports:
-        return "densenet experiment all --out OUT --from-records"
-    words = reports[0]["command"].split()
-    words[2] = "all"  # densenet experiment NAME ...
-    return " ".join(words) + " --from-records"
-
-
-def _anchor(title: str) -> str:
-    keep = "".join(c for c in title.lower() if c.isalnum() or c in " -")
-    return keep.replace(" ", "-")
+    """Rebuild ``out/README.md`` from the ``<name>.json`` reports present in ``out`` (see :mod:`.readme`)."""
+    return render_readme(out, list(EXPERIMENTS))
