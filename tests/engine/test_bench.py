@@ -31,6 +31,10 @@ def test_cli_train_against_the_naive_baseline_prints_one_json_document() -> None
     assert doc["steps"] == 2 and doc["baseline"] == "naive" and doc["compiled"] is False
     assert doc["peak_memory_mb"] > 0 and doc["baseline_peak_memory_mb"] > 0
     assert "step 2/2" in result.stderr  # progress goes to stderr
+    machine = doc["machine"]  # the record says where the figures come from
+    assert machine["command"].startswith("densenet bench train --model d2l_densenet") and machine["threads"] == 1
+    assert {"cpu", "avx512_bf16", "amx_bf16", "amx_int8", "torch", "load_average", "load_average_after",
+            "date"} <= set(machine)
 
 
 @pytest.mark.parametrize("args, message", [
