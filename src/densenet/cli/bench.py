@@ -16,6 +16,7 @@ from densenet.cli.common import (
     resolve_device,
 )
 from densenet.engine.backends import BACKENDS
+from densenet.engine.bench import BASELINES, MODES
 from densenet.engine.performance import PRECISIONS
 
 
@@ -27,18 +28,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "times a baseline, taking turns step by step so that machine noise hits both. With infer --backend, it "
         "times inference on each backend named (eager fp32 always first, as the reference) the same way. "
         "With --json the document also records the machine (CPU, bf16/AMX flags, load average, command).")
-    p.add_argument("mode", choices=["train", "infer"], help="what one step is")
+    p.add_argument("mode", choices=MODES, help="what one step is")
     p.add_argument("--model", required=True, metavar="M", help="a model name (see `densenet models`)")
     p.add_argument("--batch-size", type=positive_int, required=True, metavar="B")
     p.add_argument("--input-size", required=True, metavar="C,H,W", help="size of one input image, e.g. 1,96,96")
     p.add_argument("--steps", type=positive_int, default=10, metavar="N", help="timed steps per variant (default 10)")
     p.add_argument("--warmup", type=int, default=2, metavar="N",
                    help="untimed steps per variant first; compilation happens here (default 2)")
-    p.add_argument("--baseline", choices=["naive", "plain"],
+    p.add_argument("--baseline", choices=BASELINES,
                    help="naive: the textbook implementation (per-layer torch.cat, fp32, eager, NCHW); "
                    "plain: the same fast settings without --memory-efficient")
     p.add_argument("--memory-efficient", action="store_true",
-                   help="build the model with memory_efficient=True (recompute dense layers in backward)")
+                   help="train with model.set_grad_checkpointing(True): keep only each dense layer's (or residual "
+                   "block's) inputs and recompute it in backward")
     p.add_argument("--backend", nargs="+", action="extend", choices=BACKENDS, metavar="B",
                    help="infer only: time these inference backends instead of fast vs baseline, one or more of "
                    f"{', '.join(BACKENDS)} (e.g. --backend eager fast onnxruntime, or the flag repeated). eager: "
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from densenet.engine.performance import PerfOptions
 
     device = resolve_device(args.device)
-    _check(args, device)
+    _check(args)
     apply_threads(args)
     machine = machine_record()
     perf = PerfOptions(precision=args.precision, compile=False if args.no_compile else None,
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(args: argparse.Namespace, device: str) -> None:
+def _check(args: argparse.Namespace) -> None:
     """Option combinations argparse cannot check; each a one-line usage error."""
     from densenet.errors import UsageError
 
@@ -98,8 +100,8 @@ def _check(args: argparse.Namespace, device: str) -> None:
         raise UsageError("--backend times inference: use densenet bench infer --backend ...")
     if args.backend and (args.baseline or args.memory_efficient):
         raise UsageError("--backend compares backends against eager fp32; drop --baseline and --memory-efficient")
-    if args.backend and device != "cpu":
-        raise UsageError(f"--backend runs on the CPU; use --device cpu (got {device})")
+    if args.backend and args.device not in ("auto", "cpu"):
+        raise UsageError(f"--backend runs on the CPU; use --device cpu (got {args.device})")
 
 
 def _text(doc: dict) -> str:
