@@ -81,8 +81,9 @@ class WithTransform:
         self.call = call
         self.transform = transform
 
-    def __call__(self, features: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
-        return self.call(features, transform=self.transform)
+    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        kwargs.setdefault("transform", self.transform)
+        return self.call(*args, **kwargs)
 
 
 def compile_in_place(model: nn.Module, device: torch.device, mode: str | None = None) -> None:
