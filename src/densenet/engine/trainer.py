@@ -321,20 +321,17 @@ class Trainer:
         return all_reduce_sum(torch.stack([loss_sum, correct, count_t]), self.ctx)
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with autocast_context(self.perf):
-            logits = self.net(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.optim.label_smoothing)
-        if not torch.isfinite(loss):
-            raise DivergenceError("the training loss became NaN or infinite; the last good checkpoint is kept. "
-                                  f"Lower --lr (now {self.config.optim.lr}) or use --precision fp32")
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
+        from densenet.engine.step import train_step  # the step densenet bench train times, too
+
+        def stop_if_diverged(loss: torch.Tensor) -> None:
+            if not torch.isfinite(loss):
+                raise DivergenceError("the training loss became NaN or infinite; the last good checkpoint is kept. "
+                                      f"Lower --lr (now {self.config.optim.lr}) or use --precision fp32")
+
+        smoothing = self.config.optim.label_smoothing
+        loss, logits = train_step(self.net, self.optimizer, x, y, self.perf, self.scaler,
+                                  loss_fn=lambda out, target: F.cross_entropy(out, target, label_smoothing=smoothing),
+                                  before_backward=stop_if_diverged)
         if self.step_schedule:
             self.scheduler.step()
         return loss, logits

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from densenet.models.common import is_positive_int, is_real, new_classifier
-from densenet.models.layers import DenseBlock, Transition
+from densenet.models.layers import DenseBlock, DenseLayer, Transition
 
 STEMS = ("imagenet", "cifar")
 INITS = ("torchvision", "pytorch")
@@ -98,6 +98,16 @@ class DenseNet(nn.Module):
         """
         self.classifier = new_classifier(self.classifier, self.num_features, num_classes)
         self.num_classes = num_classes
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each dense layer in backward instead of storing its activations (``memory_efficient``).
+
+        Training then keeps activation memory linear in depth; outputs, gradients and BatchNorm statistics
+        are unchanged. timm's name for the same switch.
+        """
+        for m in self.modules():
+            if isinstance(m, DenseLayer):
+                m.memory_efficient = enable
 
     def stages(self) -> list[tuple[str, nn.Module]]:
         """Top-level stages in forward order, as the textbook's shape-printing loop shows them."""

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from densenet.models.common import is_positive_int, new_classifier
+from densenet.models.recompute import checkpoint_once, wants_checkpoint
 from densenet.models.registry import register_config
 
 BLOCKS = ("basic", "bottleneck")
@@ -144,6 +145,7 @@ class ResNet(nn.Module):
         _validate(block, layers, widths, stem, shortcut, num_classes, in_channels, init)
         block_cls = BasicBlock if block == "basic" else Bottleneck
         self.num_classes = num_classes
+        self.grad_checkpointing = False  # see set_grad_checkpointing
         if stem == "imagenet":
             self.conv1 = nn.Conv2d(in_channels, widths[0], kernel_size=7, stride=2, padding=3, bias=bias)
         else:
@@ -171,8 +173,21 @@ class ResNet(nn.Module):
         """Stem and residual stages: (B, C, H, W) -> (B, F, h, w)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for name in self.stage_names:
-            x = self.get_submodule(name)(x)
+            stage = self.get_submodule(name)
+            if self.grad_checkpointing and wants_checkpoint(stage, [x]):
+                for block in stage:  # keep each block's input only, as timm's checkpoint_seq does
+                    x = checkpoint_once(block, block, x)
+            else:
+                x = stage(x)
         return x
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """In training, keep only each residual block's input and recompute the block in backward.
+
+        Outputs, gradients and BatchNorm statistics are unchanged; activation memory drops to about one
+        tensor per block. timm's name for the same switch.
+        """
+        self.grad_checkpointing = enable
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Global average pool and classifier; ``pre_logits`` stops before the classifier."""
