@@ -155,7 +155,7 @@ class Trainer:
         model_info(cfg.model.name)  # an unknown name fails here, not after loading (or downloading) the data
         torch.manual_seed(cfg.run.seed)
         self.data: TrainData = build_data(cfg, ctx, self.log, self.progress)
-        self.model = build_model(cfg, self.data, fresh=state is None).to(ctx.device)
+        self.model = build_model(cfg, self.data).to(ctx.device)
         self.perf = resolve(cfg.run, ctx.device)
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer, steps_per_epoch=len(self.data.train_loader))

@@ -16,11 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from densenet.models.common import is_positive_int, is_real, new_classifier
+from densenet.models.common import INITS, is_positive_int, is_real, new_classifier, xavier_init
 from densenet.models.layers import DenseBlock, DenseLayer, Transition
 
 STEMS = ("imagenet", "cifar")
-INITS = ("torchvision", "pytorch")
 
 
 class DenseNet(nn.Module):
@@ -40,7 +39,8 @@ class DenseNet(nn.Module):
         conv_bias: Whether convolutions have biases (the textbook's network does).
         memory_efficient: In training, keep only each dense layer's inputs and recompute the layer in backward
             (activation memory linear instead of quadratic in depth; same outputs, gradients and BN statistics).
-        init: ``"torchvision"`` (Kaiming-normal convs, zero biases) or ``"pytorch"`` (module defaults).
+        init: ``"torchvision"`` (Kaiming-normal convs, zero biases), ``"pytorch"`` (module defaults) or
+            ``"xavier"`` (the textbook's); see :data:`~densenet.models.common.INITS`.
     """
 
     def __init__(
@@ -77,6 +77,8 @@ class DenseNet(nn.Module):
         self.classifier = nn.Linear(channels, num_classes)
         if init == "torchvision":
             _torchvision_init(self)
+        elif init == "xavier":
+            xavier_init(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stem, dense blocks and transitions, and the final BatchNorm: (B, C, H, W) -> (B, F, h, w)."""

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from densenet.models.common import is_positive_int, new_classifier
+from densenet.models.common import INITS, is_positive_int, new_classifier, xavier_init
 from densenet.models.recompute import checkpoint_once, wants_checkpoint
 from densenet.models.registry import register_config
 
@@ -25,7 +25,6 @@ STEMS = ("imagenet", "cifar")
 #   "conv":       1x1 conv with bias, no BatchNorm (the textbook's Residual(use_1x1conv=True))
 #   "pad":        subsample and zero-pad the new channels, no parameters (He et al.'s option A, CIFAR)
 SHORTCUTS = ("projection", "conv", "pad")
-INITS = ("torchvision", "pytorch")
 
 
 class PadShortcut(nn.Module):
@@ -126,7 +125,8 @@ class ResNet(nn.Module):
         bias: Whether convolutions have biases (the textbook's network does).
         num_classes: Classifier outputs.
         in_channels: Input image channels.
-        init: ``"torchvision"`` (Kaiming-normal fan-out convs, unit BN) or ``"pytorch"`` (module defaults).
+        init: ``"torchvision"`` (Kaiming-normal fan-out convs, unit BN), ``"pytorch"`` (module defaults) or
+            ``"xavier"`` (the textbook's); see :data:`~densenet.models.common.INITS`.
     """
 
     def __init__(
@@ -168,6 +168,8 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(channels, num_classes)
         if init == "torchvision":
             _torchvision_init(self)
+        elif init == "xavier":
+            xavier_init(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stem and residual stages: (B, C, H, W) -> (B, F, h, w)."""
