@@ -88,7 +88,7 @@ class ModelArgs:
     name: str = "d2l_densenet"  # a registry name, see `densenet models`
     memory_efficient: bool = False  # recompute concat-BN-ReLU in backward: less memory, a bit slower
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra builder arguments as JSON, e.g. {"drop_rate": 0.2}
-    init: Init = "xavier"  # weight init: xavier (the textbook's), torchvision, pytorch, or builder (the model's default)
+    init: Init = "xavier"  # weight init: xavier (the textbook's), torchvision, pytorch or builder (the model default)
 
     def __post_init__(self) -> None:
         validate_fields(self, "model")
