@@ -25,6 +25,7 @@ from tests.cli.reliability import (
     ENV,
     TINY,
     assert_intact,
+    cli,
     cli_with_fault,
     epochs_in,
     error_line,
@@ -102,16 +103,48 @@ def test_full_disk_while_appending_a_metrics_row_leaves_no_half_row(shapes, tmp_
     assert epochs_in(run) == [1, 2, 3]
 
 
-def test_full_disk_through_the_cli_says_what_to_do(shapes, tmp_path):
+@pytest.mark.parametrize("where", ["writes=('last.pt',)", "appends=('metrics.jsonl',)"])
+def test_full_disk_through_the_cli_says_what_to_do(where, shapes, tmp_path):
     run = tmp_path / "run"
     train(tiny(shapes), run, progress=False)
     before = snapshot(run)
-    fault = "from tests.cli.reliability import fill_disk\nfill_disk(setattr, writes=('last.pt',))"
+    fault = f"from tests.cli.reliability import fill_disk\nfill_disk(setattr, {where})"
     result = cli_with_fault(fault, "train", "--resume", str(run), "--epochs", "2", "--no-progress")
     message = error_line(result, 1)
-    assert message.startswith("no space left on device") and "free some disk space" in message
-    assert snapshot(run) == before
+    assert message == ("no space left on device ([errno 28] no space left on device). free some disk space or "
+                       "choose another --out folder.")
+    if "last.pt" in where:
+        assert snapshot(run) == before
+    else:  # the checkpoint came first; the half row was cut off again
+        assert load_checkpoint(run)["epoch"] == 2 and epochs_in(run) == [1]
     assert_intact(run)
+
+
+# ------------------------------------------------------------------ a diverging loss
+
+DIVERGED = ("the training loss became nan or infinite; the last good checkpoint is kept. lower --lr (now {lr}) "
+            "or use --precision fp32")
+
+
+def test_a_diverging_loss_through_the_cli(shapes, tmp_path):
+    # A learning rate of 1e12 turns the loss into NaN within the first batches, every time.
+    run = tmp_path / "run"
+    result = cli("train", "--dataset", "image-folder", "--data-dir", str(shapes), "--out", str(run), *TINY,
+                 "--lr", "1e12", "--epochs", "1")
+    assert error_line(result, 1) == DIVERGED.format(lr="1000000000000.0")
+    assert not (run / "checkpoints").exists() and not (run / "model.safetensors").exists() and epochs_in(run) == []
+    assert_intact(run)
+
+    # Later in a run: the epoch-1 checkpoint stays, byte for byte, and the run resumes from it.
+    good = tmp_path / "good"
+    train(tiny(shapes), good, progress=False)
+    before = snapshot(good)
+    nan_loss = ("from densenet.engine import trainer\nreal = trainer.F.cross_entropy\n"
+                "trainer.F.cross_entropy = lambda *a, **k: real(*a, **k) * float('nan')")
+    result = cli_with_fault(nan_loss, "train", "--resume", str(good), "--epochs", "2", "--no-progress")
+    assert error_line(result, 1) == DIVERGED.format(lr=tiny(shapes).optim.lr)
+    assert snapshot(good) == before
+    assert_intact(good)
 
 
 # ------------------------------------------------------------------ out of memory
