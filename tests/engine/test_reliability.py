@@ -21,9 +21,11 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tests.cli.crash_shims import after_power_cut
 from tests.cli.reliability import (
     ENV,
     TINY,
+    CLIServer,
     assert_intact,
     cli,
     cli_with_fault,
@@ -179,9 +181,10 @@ def test_out_of_memory_through_the_cli(shapes, tmp_path):
 # ------------------------------------------------------------------ signals
 
 
-def start(args: list[str], log: Path) -> subprocess.Popen:
+def start(args: list[str], log: Path, program: tuple[str, ...] = ("-m", "densenet")) -> subprocess.Popen:
+    """``python -m densenet ARGS`` (or ``python PROGRAM ARGS``) in the background, stderr to ``log``."""
     with open(log, "w") as err:
-        return subprocess.Popen([sys.executable, "-m", "densenet", *args], stdout=subprocess.DEVNULL, stderr=err,
+        return subprocess.Popen([sys.executable, *program, *args], stdout=subprocess.DEVNULL, stderr=err,
                                 env={**os.environ, **ENV})
 
 
@@ -275,3 +278,66 @@ def test_a_run_killed_in_its_first_epoch_starts_again(shapes, tmp_path):
     assert "has no finished epoch yet; starting it from the beginning" in result.stderr
     assert epochs_in(run) == [1] and load_checkpoint(run)["epoch"] == 1
     assert_intact(run)
+
+
+# ------------------------------------------------------------------ a kill inside a write, a power cut
+
+SHIMS = Path(__file__).resolve().parents[1] / "cli" / "crash_shims.py"
+
+
+@pytest.fixture(scope="module")
+def densenet() -> CLIServer:
+    """The CLI in one warm process, for the runs that only need to finish."""
+    server = CLIServer()
+    yield server
+    server.close()
+
+
+def finish(densenet: CLIServer, run: Path, epochs: int) -> None:
+    """``densenet train --resume RUN --epochs N`` succeeds, and leaves exactly one row per epoch."""
+    result = densenet("train", "--resume", str(run), "--epochs", str(epochs), "--no-progress")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert epochs_in(run) == list(range(1, epochs + 1)) and load_checkpoint(run)["epoch"] == epochs
+    assert_intact(run)
+
+
+def test_sigkill_inside_a_checkpoint_write_leaves_the_previous_or_the_next_file(shapes, tmp_path, densenet):
+    """SIGKILL lands inside a write: tests/cli/crash_shims.py holds that write open, and says which it is."""
+    run, marker, log = tmp_path / "run", tmp_path / "in-flight", tmp_path / "stderr.txt"
+    fresh = ["train", "--dataset", "image-folder", "--data-dir", str(shapes), "--out", str(run), *TINY,
+             "--epochs", "2"]
+    rounds = [  # (command, the write to kill, its checkpoint epoch and metrics rows after the kill)
+        (fresh, ("last.pt", "2", "before-rename"), 1, [1]),  # epoch 2's checkpoint is complete but not renamed
+        (["train", "--resume", str(run), "--no-progress"], ("model.safetensors", "1", "after-rename"), 2, [1, 2]),
+    ]
+    for args, write, epoch, rows in rounds:
+        proc = start(["slow-write", str(marker), *write, "--", *args], log, program=(str(SHIMS),))
+        try:
+            wait_for(lambda: marker.exists() and marker.read_text() == " ".join(write), proc)  # noqa: B023
+            proc.kill()
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+        assert marker.read_text() == " ".join(write)  # the process died inside that write
+        assert check_after_kill(run) == epoch and epochs_in(run) == rows
+        temps = sorted(p.name.split(".")[1] for p in run.rglob(".*.tmp"))
+        assert temps == (["last"] if write[2] == "before-rename" else [])  # only the write that was cut short
+    assert load_file(run / "model.safetensors")  # renamed just before the kill: complete
+    finish(densenet, run, 3)
+
+
+def test_a_power_cut_keeps_what_was_fsynced_and_the_run_resumes(shapes, tmp_path, densenet):
+    """A power cut, as modelled in tests/cli/crash_shims.py: only fsync'ed data and the entries of fsync'ed
+    folders survive. Two moments of one run: right after epoch 2's checkpoint is renamed over epoch 1's (the
+    folder not yet fsync'ed), and right after epoch 2's curves.png is renamed (the checkpoint's folder fsync'ed)."""
+    run, journal = tmp_path / "run", tmp_path / "journal"
+    proc = start(["power-cut", str(journal), str(run), "last.pt:2,curves.png:2", "--", "train", "--dataset",
+                  "image-folder", "--data-dir", str(shapes), "--out", str(run), *TINY, "--epochs", "3"],
+                 tmp_path / "stderr.txt", program=(str(SHIMS),))
+    assert proc.wait(timeout=300) == 99, (tmp_path / "stderr.txt").read_text()[-3000:]
+    for index, (epoch, rows) in enumerate([(1, [1]), (2, [1, 2])]):
+        crashed = tmp_path / f"crashed-{index}"
+        after_power_cut(journal, index, crashed)
+        assert_intact(crashed)
+        assert load_checkpoint(crashed)["epoch"] == epoch and epochs_in(crashed) == rows
+        finish(densenet, crashed, 3)
