@@ -257,9 +257,7 @@ def test_sigkill_at_random_moments_never_corrupts_the_run(shapes, tmp_path):
             proc.kill()
         epoch = check_after_kill(run)
     assert kills >= 2
-    result = subprocess.run([sys.executable, "-m", "densenet", "train", "--resume", str(run), "--epochs",
-                             str(epoch + 1), "--no-progress"], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, **ENV})
+    result = cli("train", "--resume", str(run), "--epochs", str(epoch + 1), "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     assert epochs_in(run) == list(range(1, epoch + 2))  # one row per finished epoch, no duplicates
     assert load_checkpoint(run)["epoch"] == epoch + 1
@@ -272,8 +270,7 @@ def test_a_run_killed_in_its_first_epoch_starts_again(shapes, tmp_path):
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps(tiny(shapes, epochs=1).to_dict()))
     (run / "checkpoints" / ".last.pt.x1y2z3.tmp").write_bytes(b"PK\x03\x04 half a checkpoint")
-    result = subprocess.run([sys.executable, "-m", "densenet", "train", "--resume", str(run), "--no-progress"],
-                            capture_output=True, text=True, timeout=300, env={**os.environ, **ENV})
+    result = cli("train", "--resume", str(run), "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "has no finished epoch yet; starting it from the beginning" in result.stderr
     assert epochs_in(run) == [1] and load_checkpoint(run)["epoch"] == 1
