@@ -124,29 +124,17 @@ def test_full_disk_through_the_cli_says_what_to_do(where, shapes, tmp_path):
 
 # ------------------------------------------------------------------ a diverging loss
 
-DIVERGED = ("the training loss became nan or infinite; the last good checkpoint is kept. lower --lr (now {lr}) "
-            "or use --precision fp32")
-
 
 def test_a_diverging_loss_through_the_cli(shapes, tmp_path):
     # A learning rate of 1e12 turns the loss into NaN within the first batches, every time.
     run = tmp_path / "run"
     result = cli("train", "--dataset", "image-folder", "--data-dir", str(shapes), "--out", str(run), *TINY,
                  "--lr", "1e12", "--epochs", "1")
-    assert error_line(result, 1) == DIVERGED.format(lr="1000000000000.0")
+    assert error_line(result, 1) == ("the training loss became nan or infinite; the last good checkpoint is kept. "
+                                     "lower --lr (now 1000000000000.0) or use --precision fp32")
     assert not (run / "checkpoints").exists() and not (run / "model.safetensors").exists() and epochs_in(run) == []
     assert_intact(run)
-
-    # Later in a run: the epoch-1 checkpoint stays, byte for byte, and the run resumes from it.
-    good = tmp_path / "good"
-    train(tiny(shapes), good, progress=False)
-    before = snapshot(good)
-    nan_loss = ("from densenet.engine import trainer\nreal = trainer.F.cross_entropy\n"
-                "trainer.F.cross_entropy = lambda *a, **k: real(*a, **k) * float('nan')")
-    result = cli_with_fault(nan_loss, "train", "--resume", str(good), "--epochs", "2", "--no-progress")
-    assert error_line(result, 1) == DIVERGED.format(lr=tiny(shapes).optim.lr)
-    assert snapshot(good) == before
-    assert_intact(good)
+    # A divergence after good epochs keeps their checkpoint: tests/engine/test_trainer.py checks that through the API.
 
 
 # ------------------------------------------------------------------ out of memory
