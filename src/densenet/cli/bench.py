@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from densenet.bench.backends import BACKENDS
+from densenet.bench.harness import BASELINES, MODES
 from densenet.cli.common import (
     add_common_flags,
     add_threads_flag,
@@ -14,8 +16,6 @@ from densenet.cli.common import (
     parse_size,
     positive_int,
 )
-from densenet.engine.backends import BACKENDS
-from densenet.engine.bench import BASELINES, MODES
 from densenet.engine.config import PRECISIONS
 
 
@@ -69,13 +69,13 @@ def run(args: argparse.Namespace) -> int:
     perf = PerfOptions(precision=args.precision, compile=False if args.no_compile else None,
                        channels_last=False if args.no_channels_last else None)
     if args.backend:
-        from densenet.engine.backends import run_backends, to_markdown
+        from densenet.bench.backends import run_backends, to_markdown
 
         doc = run_backends(args.model, args.batch_size, parse_size(args.input_size), args.backend, args.steps,
                            args.warmup, perf, args.num_classes, log=info)
         text = to_markdown(doc)
     else:
-        from densenet.engine.bench import BenchConfig, run_bench
+        from densenet.bench.harness import BenchConfig, run_bench
 
         cfg = BenchConfig(args.mode, args.model, args.batch_size, parse_size(args.input_size), steps=args.steps,
                           warmup=args.warmup, baseline=args.baseline, memory_efficient=args.memory_efficient,

@@ -3,17 +3,17 @@
 A training step is forward, cross-entropy, backward and an SGD step on random data; an inference step
 is one forward pass in eval mode under ``torch.inference_mode``. The fast model and the baseline take
 turns step by step (the order alternates each round), so noise from other processes on the machine
-hits both, and the medians are compared (:func:`densenet.engine.timing.time_interleaved`). The training
+hits both, and the medians are compared (:func:`densenet.bench.timing.time_interleaved`). The training
 step is the trainer's (:func:`densenet.engine.step.train_step`).
 
 Baselines:
 
 - ``"naive"``: the textbook implementation of the same architecture with the same weights
-  (:func:`densenet.engine.baselines.naive_model`): every dense block re-concatenates
+  (:func:`densenet.bench.baselines.naive_model`): every dense block re-concatenates
   ``X = torch.cat((X, Y), dim=1)`` after each layer, fp32, eager, contiguous (NCHW).
 - ``"plain"``: the fast settings without gradient checkpointing; compares the memory-efficient mode.
 
-Inference backends (eager, fast, ONNX Runtime, TorchScript) are :mod:`densenet.engine.backends`.
+Inference backends (eager, fast, ONNX Runtime, TorchScript) are :mod:`densenet.bench.backends`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from densenet.engine.baselines import naive_model
+from densenet.bench.baselines import naive_model
+from densenet.bench.timing import Log, Timing, time_interleaved
 from densenet.engine.performance import (
     PerfOptions,
     ResolvedPerf,
@@ -37,7 +38,6 @@ from densenet.engine.performance import (
     resolve,
 )
 from densenet.engine.step import infer_step, train_step
-from densenet.engine.timing import Log, Timing, time_interleaved
 from densenet.errors import ConfigError
 
 MODES = ("train", "infer")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from tests.helpers import run_cli
 
-from densenet.engine.bench import BenchConfig, build_variants, peak_step_memory, run_bench
+from densenet.bench.harness import BenchConfig, build_variants, peak_step_memory, run_bench
 from densenet.engine.compiled import compiled_calls
 from densenet.engine.performance import PerfOptions
 from densenet.errors import ConfigError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from densenet.engine.timing import time_interleaved
+from densenet.bench.timing import time_interleaved
 
 
 def test_turns_alternate_and_medians_are_of_the_timed_calls() -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from densenet.engine.baselines import TextbookDenseBlock, naive_model
+from densenet.bench.baselines import TextbookDenseBlock, naive_model
 from densenet.models import DenseBlock, DenseNet, create_model
 
 

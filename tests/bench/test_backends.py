@@ -8,7 +8,7 @@ import pytest
 import torch
 from tests.helpers import run_cli
 
-from densenet.engine.backends import run_backends, to_markdown
+from densenet.bench.backends import run_backends, to_markdown
 from densenet.engine.performance import PerfOptions
 from densenet.errors import ConfigError
 

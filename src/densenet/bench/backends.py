@@ -10,7 +10,7 @@ Backends:
 - ``torchscript``: the fp32 TorchScript export (:func:`~densenet.export.formats.export_torchscript`),
   loaded with ``torch.jit.load``.
 
-The calls are timed by :func:`~densenet.engine.timing.time_interleaved`, the loop ``densenet bench``
+The calls are timed by :func:`~densenet.bench.timing.time_interleaved`, the loop ``densenet bench``
 uses for every figure. ``speedup`` is images/s relative to ``eager``; ``max_abs_diff`` is the largest
 logit difference from ``eager`` on the same input (bf16 autocast is not exact).
 """
@@ -27,9 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from densenet.bench.timing import Log, time_interleaved
 from densenet.engine.performance import PerfOptions, ResolvedPerf, is_compiled, prepare_model, resolve
 from densenet.engine.step import infer_step
-from densenet.engine.timing import Log, time_interleaved
 from densenet.errors import ConfigError
 
 BACKENDS = ("eager", "fast", "onnxruntime", "torchscript")
