@@ -43,6 +43,7 @@ from densenet.engine.setup import (
     model_card,
     progress_bar,
 )
+from densenet.engine.step import train_step  # the step `densenet bench train` times, too
 from densenet.errors import ConfigError, DenseNetError, RunDirError
 from densenet.models import model_info
 from densenet.rundir import CONFIG_FILE, CURVES_FILE, SUMMARY_FILE, save_model, write_json
@@ -321,7 +322,6 @@ class Trainer:
         return all_reduce_sum(torch.stack([loss_sum, correct, count_t]), self.ctx)
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from densenet.engine.step import train_step  # the step densenet bench train times, too
 
         def stop_if_diverged(loss: torch.Tensor) -> None:
             if not torch.isfinite(loss):

@@ -16,13 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from densenet.models.common import INITS, is_positive_int, is_real, new_classifier, xavier_init
+from densenet.models.common import INITS, ImageClassifier, init_weights, is_positive_int, is_real
 from densenet.models.layers import DenseBlock, DenseLayer, Transition
 
 STEMS = ("imagenet", "cifar")
 
 
-class DenseNet(nn.Module):
+class DenseNet(ImageClassifier):
     """A DenseNet classifier.
 
     Args:
@@ -75,10 +75,7 @@ class DenseNet(nn.Module):
         self.features.add_module("norm5", nn.BatchNorm2d(channels))
         self.num_features = channels
         self.classifier = nn.Linear(channels, num_classes)
-        if init == "torchvision":
-            _torchvision_init(self)
-        elif init == "xavier":
-            xavier_init(self)
+        init_weights(self, init, _torchvision_init)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stem, dense blocks and transitions, and the final BatchNorm: (B, C, H, W) -> (B, F, h, w)."""
@@ -88,18 +85,6 @@ class DenseNet(nn.Module):
         """ReLU, global average pool and classifier; ``pre_logits`` stops before the classifier."""
         x = torch.flatten(F.adaptive_avg_pool2d(F.relu(x), 1), 1)  # (B, F)
         return x if pre_logits else self.classifier(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier with a fresh one for ``num_classes`` outputs (same device and dtype).
-
-        Raises:
-            ValueError: if ``num_classes`` is not a positive integer.
-        """
-        self.classifier = new_classifier(self.classifier, self.num_features, num_classes)
-        self.num_classes = num_classes
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each dense layer in backward instead of storing its activations (``memory_efficient``).

@@ -111,16 +111,8 @@ class DenseBlock(nn.ModuleDict):
         memory_efficient: See :class:`DenseLayer`.
     """
 
-    def __init__(
-        self,
-        num_convs: int,
-        in_channels: int,
-        growth_rate: int,
-        bn_size: int | None = None,
-        drop_rate: float = 0.0,
-        bias: bool = True,
-        memory_efficient: bool = False,
-    ) -> None:
+    def __init__(self, num_convs: int, in_channels: int, growth_rate: int, bn_size: int | None = None,
+                 drop_rate: float = 0.0, bias: bool = True, memory_efficient: bool = False) -> None:
         super().__init__()
         if num_convs < 1:
             raise ValueError(f"a dense block needs at least one layer, got num_convs={num_convs}")

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from densenet.models.common import INITS, is_positive_int, new_classifier, xavier_init
+from densenet.models.common import INITS, ImageClassifier, init_weights, is_positive_int
 from densenet.models.recompute import checkpoint_once, wants_checkpoint
 from densenet.models.registry import register_config
 
@@ -113,7 +113,7 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-class ResNet(nn.Module):
+class ResNet(ImageClassifier):
     """A ResNet classifier: stem, stages of residual blocks, global average pool, linear classifier.
 
     Args:
@@ -128,6 +128,8 @@ class ResNet(nn.Module):
         init: ``"torchvision"`` (Kaiming-normal fan-out convs, unit BN), ``"pytorch"`` (module defaults) or
             ``"xavier"`` (the textbook's); see :data:`~densenet.models.common.INITS`.
     """
+
+    head_name = "fc"
 
     def __init__(
         self,
@@ -166,10 +168,7 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.num_features = channels
         self.fc = nn.Linear(channels, num_classes)
-        if init == "torchvision":
-            _torchvision_init(self)
-        elif init == "xavier":
-            xavier_init(self)
+        init_weights(self, init, _torchvision_init)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stem and residual stages: (B, C, H, W) -> (B, F, h, w)."""
@@ -195,18 +194,6 @@ class ResNet(nn.Module):
         """Global average pool and classifier; ``pre_logits`` stops before the classifier."""
         x = torch.flatten(self.avgpool(x), 1)  # (B, F)
         return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier with a fresh one for ``num_classes`` outputs (same device and dtype).
-
-        Raises:
-            ValueError: if ``num_classes`` is not a positive integer.
-        """
-        self.fc = new_classifier(self.fc, self.num_features, num_classes)
-        self.num_classes = num_classes
 
     def stages(self) -> list[tuple[str, nn.Module]]:
         """Top-level stages in forward order, as the textbook's shape-printing loop shows them."""
