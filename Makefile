@@ -27,8 +27,12 @@ data: $(VENV)/.installed
 run: data
 	$(VENV)/bin/densenet train --preset $(PRESET) --out $(OUT)
 
+# The summary line counts the skipped tests, and -rfEs (pyproject.toml) lists each skip with its reason.
+# Collecting no tests at all (pytest's status 5) is a failure too.
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest -q
+	@status=0; $(PY) -m pytest -q || status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests, which is a failure" >&2; fi; \
+	exit $$status
 
 test-all: $(VENV)/.installed-dev
 	$(PY) -m pytest -q -m ''

@@ -1,30 +1,11 @@
-"""Fixtures shared by the whole suite: where the real datasets are, and how to run the CLI."""
+"""Fixtures shared by the whole suite: the real datasets (tests/real_data.py) and one torch thread."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
-
-
-@pytest.fixture(scope="session")
-def fashion_dir() -> Path:
-    """The upstream Fashion-MNIST files (``../shared/data/fashion-mnist``, as on CI)."""
-    path = SHARED_DATA / "fashion-mnist"
-    if not (path / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"Fashion-MNIST not found at {path}")
-    return path
-
-
-@pytest.fixture(scope="session")
-def mnist_dir() -> Path:
-    path = SHARED_DATA / "mnist"
-    if not (path / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"MNIST not found at {path}")
-    return path
+# real_data: the fashion_dir / fmnist_dir / mnist_dir fixtures and the hooks that keep them from skipping silently.
+pytest_plugins = ("pytester", "tests.real_data")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -11,6 +11,7 @@ import gzip
 import io
 import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,31 @@ def test_damaged_dataset_files(kind, fashion_dir, tmp_path, densenet):
     message = error_line(densenet("train", "--data-dir", str(data), "--out", str(run), *TINY), 1)
     for phrase in DAMAGE[kind]:
         assert phrase in message
+    assert not run.exists()
+
+
+def test_debian_style_gzip_headers_are_accepted(fashion_dir, tmp_path, densenet):
+    data = tmp_path / "debian"
+    data.mkdir()
+    (data / IMAGES).symlink_to(fashion_dir / IMAGES)  # the big one as it is; the other three recompressed:
+    for name in (LABELS, TEST_LABELS, "t10k-images-idx3-ubyte.gz"):  # the same bytes behind another gzip header
+        content = gzip.decompress((fashion_dir / name).read_bytes())
+        (data / name).write_bytes(gzip.compress(content, compresslevel=1, mtime=1))
+        assert (data / name).read_bytes() != (fashion_dir / name).read_bytes()
+    doc = cli_json_ok(densenet, "data", "locate", "fashion-mnist", "--data-dir", str(data))
+    assert doc == {"dataset": "fashion-mnist", "path": str(data)}
+
+
+def test_an_image_folder_too_big_for_memory_fails_before_decoding(shapes_dir, tmp_path, densenet):
+    # 18 pictures at 1,000,000 px square need 50 TiB: too big for any machine, and refused before decoding
+    # (decoding would first allocate those 50 TiB).
+    run = tmp_path / "run"
+    message = error_line(densenet("train", "--dataset", "image-folder", "--data-dir", str(shapes_dir),
+                                  "--out", str(run), *TINY, "--resize", "1000000"), 1)
+    pattern = (rf"{re.escape(str(shapes_dir).lower())}: the train split has 18 pictures, which need 50291\.4 gib in "
+               r"memory at 1000000x1000000 with 3 channel\(s\), and this machine has \d+\.\d gib available\. "
+               r"densenet holds a dataset in memory: choose a smaller --resize, or train on part of the folder")
+    assert re.fullmatch(pattern, message), message
     assert not run.exists()
 
 

@@ -83,6 +83,12 @@ def test_every_field_has_a_flag_that_sets_it():
     assert overrides_from(args) == EXPECTED
 
 
+def test_flag_of_names_config_fields_and_the_other_train_options():
+    assert (flag_of("run.epochs"), flag_of("data.random_crop_padding"), flag_of("run.sync_batchnorm")) == (
+        "--epochs", "--crop-padding", "--sync-bn")
+    assert (flag_of("resume"), flag_of("out"), flag_of("preset")) == ("--resume", "--out", "--preset")
+
+
 def test_no_flag_given_means_no_override():
     assert overrides_from(parse()) == {}
     assert overrides_from(parse("--epochs", "3", "--no-hflip")) == {"run.epochs": 3, "data.hflip": False}

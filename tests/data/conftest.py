@@ -1,4 +1,7 @@
-"""Fixtures for the data tests: the shared real datasets, a hermetic lookup environment, synthetic datasets."""
+"""Fixtures for the data tests: a hermetic lookup environment and synthetic datasets.
+
+The real datasets (``fmnist_dir``, ``mnist_dir``) come from tests/real_data.py, like everywhere else.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +21,6 @@ from densenet.data import sources
 from densenet.data._specs import CIFAR10, CIFAR100, DatasetSpec
 from densenet.data.idx import write_idx
 
-# The team's shared folder sits beside the repository, locally and in CI.
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
     "train_labels": "train-labels-idx1-ubyte.gz",
@@ -31,23 +31,6 @@ IDX_FILES = {
 
 def md5_of(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def _shared(name: str) -> Path:
-    folder = SHARED_DATA / name
-    if not folder.is_dir():
-        pytest.skip(f"shared dataset {folder} is not present")
-    return folder.resolve()
-
-
-@pytest.fixture(scope="session")
-def fmnist_dir() -> Path:
-    return _shared("fashion-mnist")
-
-
-@pytest.fixture(scope="session")
-def mnist_dir() -> Path:
-    return _shared("mnist")
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
-"""The fast path: the dense block matches the textbook computation, resolve() decides per hardware,
-compilation falls back to eager when it fails, and the opaque max-pool equals nn.MaxPool2d."""
+"""The fast path: resolve() decides per hardware, compilation falls back to eager when it fails, copies are
+eager, the memory-efficient compiled step is exact, and the opaque max-pool equals nn.MaxPool2d."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import torch
 from torch import nn
 from torch._dynamo.utils import counters
 
+from densenet.engine import hardware, maxpool
 from densenet.engine import performance as perf
-from densenet.engine.bench import naive_model, textbook_block_forward
+from densenet.engine.compiled import WithTransform, compiled_calls
 from densenet.engine.performance import (
     PerfOptions,
     autocast_context,
@@ -23,46 +24,9 @@ from densenet.engine.performance import (
     resolve,
 )
 from densenet.errors import ConfigError
-from densenet.models import DenseBlock, DenseLayer, DenseNet
+from densenet.models import DenseLayer, DenseNet
 
 CPU = torch.device("cpu")
-
-
-def _grads(fn, block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    block.zero_grad(set_to_none=True)
-    x = x.detach().clone().requires_grad_(True)
-    out = fn(x)
-    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
-    return out.detach(), [x.grad] + [p.grad for p in block.parameters()]
-
-
-@pytest.mark.parametrize("bn_size", [None, 4])
-@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
-def test_dense_block_matches_the_textbook_computation(bn_size: int | None, memory_format: torch.memory_format) -> None:
-    torch.manual_seed(0)
-    block = DenseBlock(4, 6, 5, bn_size=bn_size).double()
-    x = torch.randn(3, 6, 7, 7, dtype=torch.float64)
-    textbook = {k: v.clone() for k, v in block.state_dict().items()}
-    out_ref, grads_ref = _grads(lambda t: textbook_block_forward(block, t), block, x)
-    block.load_state_dict(textbook)  # the same running statistics before the second forward
-    block.to(memory_format=memory_format)
-    out, grads = _grads(block, block, x.contiguous(memory_format=memory_format))
-    assert out.shape == (3, 6 + 4 * 5, 7, 7)
-    torch.testing.assert_close(out, out_ref, rtol=1e-12, atol=1e-12)
-    for g, g_ref in zip(grads, grads_ref):
-        torch.testing.assert_close(g, g_ref, rtol=1e-10, atol=1e-12)
-
-
-def test_naive_model_computes_the_same_function_in_fp32_nchw() -> None:
-    torch.manual_seed(0)
-    model = DenseNet(growth_rate=4, block_config=(2, 3), num_init_features=8, num_classes=5, stem="cifar").eval()
-    model.to(memory_format=torch.channels_last)
-    naive = naive_model(model)
-    x = torch.randn(2, 3, 16, 16)
-    assert next(naive.parameters()).is_contiguous()
-    assert naive.features.denseblock1.forward.__func__ is textbook_block_forward
-    torch.testing.assert_close(naive(x), model(x), rtol=1e-5, atol=1e-6)
-    assert naive.state_dict().keys() == model.state_dict().keys()
 
 
 # -- resolve() --------------------------------------------------------------------------------------------
@@ -77,7 +41,7 @@ def test_fp32_when_asked() -> None:
 @pytest.mark.parametrize("flags, expected", [({"avx512f", "avx512_bf16"}, "bf16"), ({"amx_bf16"}, "bf16"),
                                              ({"avx2", "fma"}, "fp32"), ({"avx512f", "avx512bw"}, "fp32")])
 def test_auto_uses_bf16_only_on_cpus_with_native_bf16(monkeypatch, flags: set[str], expected: str) -> None:
-    monkeypatch.setattr(perf, "_cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
     r = resolve(PerfOptions(), CPU)
     assert r.precision == expected
     assert any(reason.startswith(expected) for reason in r.reasons)
@@ -87,7 +51,7 @@ def test_auto_uses_bf16_only_on_cpus_with_native_bf16(monkeypatch, flags: set[st
 
 
 def test_explicit_precision_is_kept_and_fp16_gets_a_grad_scaler(monkeypatch) -> None:
-    monkeypatch.setattr(perf, "_cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2"}))
     bf16 = resolve(PerfOptions(precision="bf16"), CPU)
     assert bf16.precision == "bf16" and "slow" in bf16.reasons[0] and make_grad_scaler(bf16) is None
     fp16 = resolve(PerfOptions(precision="fp16"), CPU)
@@ -133,10 +97,12 @@ def test_a_compiled_model_deep_copies_and_pickles_as_a_plain_eager_module(monkey
     model = DenseNet(growth_rate=4, block_config=(2,), num_init_features=8, num_classes=3, stem="cifar",
                      memory_efficient=True)
     prepare_model(model, resolve(PerfOptions(precision="fp32", compile=True), CPU))
-    assert is_compiled(model) and all(m.compiled_transform for m in model.modules() if isinstance(m, DenseLayer))
+    layers = [m for m in model.modules() if isinstance(m, DenseLayer)]
+    assert is_compiled(model) and all(isinstance(m._compiled_call_impl, WithTransform) for m in layers)
+    assert not set(vars(layers[0])) - set(vars(DenseLayer(8, 4))) - {"_compiled_call_impl"}  # no engine attributes
     for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
-        assert not is_compiled(clone)
-        assert all(m.compiled_transform is None for m in clone.modules() if isinstance(m, DenseLayer))
+        assert not is_compiled(clone) and not compiled_calls(clone)
+        assert all(m._compiled_call_impl is None for m in clone.modules())
     clone = copy.deepcopy(model)
     x = torch.randn(2, 3, 8, 8)
     torch.testing.assert_close(clone(x), model(x))
@@ -196,9 +162,9 @@ def test_compiled_memory_efficient_training_step_matches_eager_plain() -> None:
     prepare_model(fast, resolve(PerfOptions(precision="fp32", channels_last=True, compile=True), CPU))
     assert is_compiled(fast)
     layers = [m for m in fast.modules() if isinstance(m, DenseLayer)]
-    transform, calls = layers[0].compiled_transform, []
-    for layer in layers:  # count the compiled transform's calls: forward, then the recomputation in backward
-        layer.compiled_transform = lambda layer, x: calls.append(layer) or transform(layer, x)
+    [transform], calls = compiled_calls(fast), []  # one compiled transform, shared by every layer
+    compiled = transform.compiled  # count its calls: forward, then the recomputation in backward
+    transform.compiled = lambda layer, x: calls.append(layer) or compiled(layer, x)
     x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
     counters.clear()
     outs = []
@@ -225,7 +191,7 @@ def test_opaque_max_pool_equals_nn_max_pool(ceil_mode: bool, memory_format: torc
     pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=ceil_mode)
     x = torch.randn(2, 4, 10, 10).contiguous(memory_format=memory_format).requires_grad_(True)
     ref = pool(x)
-    out = perf._opaque_max_pool2d(pool, x)
+    out = maxpool.opaque_max_pool2d(pool, x)
     assert torch.equal(out, ref)
     g = torch.randn_like(ref)
     assert torch.equal(torch.autograd.grad(out, x, g)[0], torch.autograd.grad(ref, x, g)[0])
@@ -233,5 +199,5 @@ def test_opaque_max_pool_equals_nn_max_pool(ceil_mode: bool, memory_format: torc
 
 def test_opaque_max_pool_passes_the_custom_op_checks() -> None:
     x = torch.randn(2, 3, 9, 9, requires_grad=True)
-    torch.library.opcheck(perf._max_pool2d, (x, [3, 3], [2, 2], [1, 1], [1, 1], False),
+    torch.library.opcheck(maxpool.max_pool2d, (x, [3, 3], [2, 2], [1, 1], [1, 1], False),
                           test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))

@@ -21,10 +21,13 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tests.cli.crash_shims import after_power_cut
 from tests.cli.reliability import (
     ENV,
     TINY,
+    CLIServer,
     assert_intact,
+    cli,
     cli_with_fault,
     epochs_in,
     error_line,
@@ -102,16 +105,36 @@ def test_full_disk_while_appending_a_metrics_row_leaves_no_half_row(shapes, tmp_
     assert epochs_in(run) == [1, 2, 3]
 
 
-def test_full_disk_through_the_cli_says_what_to_do(shapes, tmp_path):
+@pytest.mark.parametrize("where", ["writes=('last.pt',)", "appends=('metrics.jsonl',)"])
+def test_full_disk_through_the_cli_says_what_to_do(where, shapes, tmp_path):
     run = tmp_path / "run"
     train(tiny(shapes), run, progress=False)
     before = snapshot(run)
-    fault = "from tests.cli.reliability import fill_disk\nfill_disk(setattr, writes=('last.pt',))"
+    fault = f"from tests.cli.reliability import fill_disk\nfill_disk(setattr, {where})"
     result = cli_with_fault(fault, "train", "--resume", str(run), "--epochs", "2", "--no-progress")
     message = error_line(result, 1)
-    assert message.startswith("no space left on device") and "free some disk space" in message
-    assert snapshot(run) == before
+    assert message == ("no space left on device ([errno 28] no space left on device). free some disk space or "
+                       "choose another --out folder.")
+    if "last.pt" in where:
+        assert snapshot(run) == before
+    else:  # the checkpoint came first; the half row was cut off again
+        assert load_checkpoint(run)["epoch"] == 2 and epochs_in(run) == [1]
     assert_intact(run)
+
+
+# ------------------------------------------------------------------ a diverging loss
+
+
+def test_a_diverging_loss_through_the_cli(shapes, tmp_path):
+    # A learning rate of 1e12 turns the loss into NaN within the first batches, every time.
+    run = tmp_path / "run"
+    result = cli("train", "--dataset", "image-folder", "--data-dir", str(shapes), "--out", str(run), *TINY,
+                 "--lr", "1e12", "--epochs", "1")
+    assert error_line(result, 1) == ("the training loss became nan or infinite; the last good checkpoint is kept. "
+                                     "lower --lr (now 1000000000000.0) or use --precision fp32")
+    assert not (run / "checkpoints").exists() and not (run / "model.safetensors").exists() and epochs_in(run) == []
+    assert_intact(run)
+    # A divergence after good epochs keeps their checkpoint: tests/engine/test_trainer.py checks that through the API.
 
 
 # ------------------------------------------------------------------ out of memory
@@ -146,9 +169,10 @@ def test_out_of_memory_through_the_cli(shapes, tmp_path):
 # ------------------------------------------------------------------ signals
 
 
-def start(args: list[str], log: Path) -> subprocess.Popen:
+def start(args: list[str], log: Path, program: tuple[str, ...] = ("-m", "densenet")) -> subprocess.Popen:
+    """``python -m densenet ARGS`` (or ``python PROGRAM ARGS``) in the background, stderr to ``log``."""
     with open(log, "w") as err:
-        return subprocess.Popen([sys.executable, "-m", "densenet", *args], stdout=subprocess.DEVNULL, stderr=err,
+        return subprocess.Popen([sys.executable, *program, *args], stdout=subprocess.DEVNULL, stderr=err,
                                 env={**os.environ, **ENV})
 
 
@@ -221,9 +245,7 @@ def test_sigkill_at_random_moments_never_corrupts_the_run(shapes, tmp_path):
             proc.kill()
         epoch = check_after_kill(run)
     assert kills >= 2
-    result = subprocess.run([sys.executable, "-m", "densenet", "train", "--resume", str(run), "--epochs",
-                             str(epoch + 1), "--no-progress"], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, **ENV})
+    result = cli("train", "--resume", str(run), "--epochs", str(epoch + 1), "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     assert epochs_in(run) == list(range(1, epoch + 2))  # one row per finished epoch, no duplicates
     assert load_checkpoint(run)["epoch"] == epoch + 1
@@ -236,9 +258,71 @@ def test_a_run_killed_in_its_first_epoch_starts_again(shapes, tmp_path):
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps(tiny(shapes, epochs=1).to_dict()))
     (run / "checkpoints" / ".last.pt.x1y2z3.tmp").write_bytes(b"PK\x03\x04 half a checkpoint")
-    result = subprocess.run([sys.executable, "-m", "densenet", "train", "--resume", str(run), "--no-progress"],
-                            capture_output=True, text=True, timeout=300, env={**os.environ, **ENV})
+    result = cli("train", "--resume", str(run), "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "has no finished epoch yet; starting it from the beginning" in result.stderr
     assert epochs_in(run) == [1] and load_checkpoint(run)["epoch"] == 1
     assert_intact(run)
+
+
+# ------------------------------------------------------------------ a kill inside a write, a power cut
+
+SHIMS = Path(__file__).resolve().parents[1] / "cli" / "crash_shims.py"
+
+
+@pytest.fixture(scope="module")
+def densenet() -> CLIServer:
+    """The CLI in one warm process, for the runs that only need to finish."""
+    server = CLIServer()
+    yield server
+    server.close()
+
+
+def finish(densenet: CLIServer, run: Path, epochs: int) -> None:
+    """``densenet train --resume RUN --epochs N`` succeeds, and leaves exactly one row per epoch."""
+    result = densenet("train", "--resume", str(run), "--epochs", str(epochs), "--no-progress")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert epochs_in(run) == list(range(1, epochs + 1)) and load_checkpoint(run)["epoch"] == epochs
+    assert_intact(run)
+
+
+def test_sigkill_inside_a_checkpoint_write_leaves_the_previous_or_the_next_file(shapes, tmp_path, densenet):
+    """SIGKILL lands inside a write: tests/cli/crash_shims.py holds that write open, and says which it is."""
+    run, marker, log = tmp_path / "run", tmp_path / "in-flight", tmp_path / "stderr.txt"
+    fresh = ["train", "--dataset", "image-folder", "--data-dir", str(shapes), "--out", str(run), *TINY,
+             "--epochs", "2"]
+    rounds = [  # (command, the write to kill, its checkpoint epoch and metrics rows after the kill)
+        (fresh, ("last.pt", "2", "before-rename"), 1, [1]),  # epoch 2's checkpoint is complete but not renamed
+        (["train", "--resume", str(run), "--no-progress"], ("model.safetensors", "1", "after-rename"), 2, [1, 2]),
+    ]
+    for args, write, epoch, rows in rounds:
+        proc = start(["slow-write", str(marker), *write, "--", *args], log, program=(str(SHIMS),))
+        try:
+            wait_for(lambda: marker.exists() and marker.read_text() == " ".join(write), proc)  # noqa: B023
+            proc.kill()
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+        assert marker.read_text() == " ".join(write)  # the process died inside that write
+        assert check_after_kill(run) == epoch and epochs_in(run) == rows
+        temps = sorted(p.name.split(".")[1] for p in run.rglob(".*.tmp"))
+        assert temps == (["last"] if write[2] == "before-rename" else [])  # only the write that was cut short
+    assert load_file(run / "model.safetensors")  # renamed just before the kill: complete
+    finish(densenet, run, 3)
+
+
+def test_a_power_cut_keeps_what_was_fsynced_and_the_run_resumes(shapes, tmp_path, densenet):
+    """A power cut, as modelled in tests/cli/crash_shims.py: only fsync'ed data and the entries of fsync'ed
+    folders survive. Two moments of one run: right after epoch 2's checkpoint is renamed over epoch 1's (the
+    folder not yet fsync'ed), and right after epoch 2's curves.png is renamed (the checkpoint's folder fsync'ed)."""
+    run, journal = tmp_path / "run", tmp_path / "journal"
+    proc = start(["power-cut", str(journal), str(run), "last.pt:2,curves.png:2", "--", "train", "--dataset",
+                  "image-folder", "--data-dir", str(shapes), "--out", str(run), *TINY, "--epochs", "3"],
+                 tmp_path / "stderr.txt", program=(str(SHIMS),))
+    assert proc.wait(timeout=300) == 99, (tmp_path / "stderr.txt").read_text()[-3000:]
+    for index, (epoch, rows) in enumerate([(1, [1]), (2, [1, 2])]):
+        crashed = tmp_path / f"crashed-{index}"
+        after_power_cut(journal, index, crashed)
+        assert_intact(crashed)
+        assert load_checkpoint(crashed)["epoch"] == epoch and epochs_in(crashed) == rows
+        finish(densenet, crashed, 3)

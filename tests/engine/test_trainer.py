@@ -1,6 +1,7 @@
 """The training loop on real Fashion-MNIST subsets: accuracy, run directory, exact resume, failures."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -151,32 +152,48 @@ def test_cli_train_evaluate_predict_end_to_end(tmp_path, fashion_dir):
     assert again.returncode == 2 and "--resume" in again.stderr
 
 
+# fp32 on the CPU, one thread, dropout and every augmentation on: all random streams must resume exactly.
+SIGINT_RUN = ("--resize", "32", "--train-subset", "256", "--test-subset", "32", "--epochs", "2", "--batch-size", "32",
+              "--precision", "fp32", "--no-compile", "--no-progress", "--threads", "1", "--crop-padding", "2",
+              "--hflip", "--random-erasing", "0.5", "--model-kwargs", '{"drop_rate": 0.2}', "--momentum", "0.9",
+              "--schedule", "cosine")
+
+
 def test_sigint_saves_and_exits_cleanly_then_resume_finishes(tmp_path, fashion_dir):
-    run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "densenet", "train", "--data-dir", str(fashion_dir), "--resize", "32",
-           "--train-subset", "640", "--test-subset", "64", "--epochs", "50", "--batch-size", "32", "--no-compile",
-           "--no-progress", "--out", str(run)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and not (run / "metrics.jsonl").exists() or \
-            not (run / "metrics.jsonl").read_text().strip():
-        time.sleep(0.2)
-        assert time.time() < deadline and proc.poll() is None, "training did not finish an epoch"
-    proc.send_signal(signal.SIGINT)
+    """A real Ctrl-C in the middle of a CLI run's epoch 2, then ``--resume``: the weights and metrics end
+    bit-identical to those of the same command never interrupted."""
+    run, full = tmp_path / "run", tmp_path / "full"
+
+    def start(out):
+        return subprocess.Popen([sys.executable, "-m", "densenet", "train", "--data-dir", str(fashion_dir),
+                                 *SIGINT_RUN, "--out", str(out)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    uninterrupted, proc = start(full), start(run)  # side by side: the test takes the time of one
+    deadline = time.monotonic() + 240
+    while not (run / "metrics.jsonl").exists() or not (run / "metrics.jsonl").read_text().strip():
+        assert time.monotonic() < deadline and proc.poll() is None, "training did not finish an epoch"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)  # early in epoch 2 (8 batches): it stops after the batch in progress
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "Traceback" not in err and "--resume" in err
-    done = len((run / "metrics.jsonl").read_text().splitlines())
-    assert done >= 1
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)  # Ctrl-C saved the epoch's batches
-    assert state["epoch"] == done and state["partial"]["epoch"] == done + 1 and state["partial"]["batches"] >= 1
-    assert f"interrupted in epoch {done + 1} after {state['partial']['batches']} of 20 batches" in err
-    result = run_cli("train", "--resume", str(run), "--epochs", str(done + 1), "--no-progress")
-    assert result.returncode == 0, result.stderr[-2000:]
     batches = state["partial"]["batches"]
-    assert f"resuming after epoch {done} and {batches} batches of epoch {done + 1}:" in result.stderr
-    rows = [json.loads(r)["epoch"] for r in (run / "metrics.jsonl").read_text().splitlines()]
-    assert rows == list(range(1, done + 2))
+    assert state["epoch"] == 1 and state["partial"]["epoch"] == 2 and 1 <= batches < 8
+    assert (f"interrupted in epoch 2 after {batches} of 8 batches; saved to {run}/checkpoints/last.pt. "
+            f"Continue with: densenet train --resume {run}") in err
+    assert "Traceback" not in err and "error:" not in err
+    result = run_cli("train", "--resume", str(run), "--no-progress")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"resuming after epoch 1 and {batches} batches of epoch 2:" in result.stderr
+
+    assert uninterrupted.wait(timeout=240) == 0, uninterrupted.communicate()[1][-2000:]
+    a, b = load_file(full / "model.safetensors"), load_file(run / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    keys = ("epoch", "loss", "train_acc", "test_acc", "test_loss", "examples", "lr")  # all but the timings
+    rows = [[[json.loads(r)[k] for k in keys] for r in (folder / "metrics.jsonl").read_text().splitlines()]
+            for folder in (full, run)]
+    assert rows[0] == rows[1] and [r[0] for r in rows[0]] == [1, 2]
 
 
 def test_best_checkpoint_keeps_the_best_epoch_and_last_the_latest(tmp_path, fashion_dir, monkeypatch):

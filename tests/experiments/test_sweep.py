@@ -86,7 +86,7 @@ def test_runs_train_once_then_are_reused_and_an_interrupted_one_resumes(tmp_path
 
 
 def test_bench_times_once_then_reads_its_cache(tmp_path, fashion_dir, monkeypatch):
-    import densenet.engine.bench as bench
+    import densenet.bench.harness as bench
 
     sweep = make_sweep(tmp_path, fashion_dir)
     spec = BenchSpec(densenet(4, (1, 1, 1)), "fp32", 0)

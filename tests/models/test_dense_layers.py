@@ -102,3 +102,30 @@ def test_memory_efficient_is_plain_in_eval_and_without_grad() -> None:
     assert int(block.denselayer1.norm1.num_batches_tracked) == 1
     block.eval()
     assert trained.shape == block(x).shape == (2, 16, 5, 5)
+
+
+@pytest.mark.parametrize("memory_efficient, calls_per_step", [(False, 1), (True, 2)])
+def test_another_transform_runs_in_forward_and_in_the_recomputation(memory_efficient: bool,
+                                                                    calls_per_step: int) -> None:
+    # The seam the engine uses for its compiled transform: the layer calls transform(layer, x) wherever it
+    # would run its own BN-ReLU-Conv, including inside the memory-efficient recomputation in backward.
+    torch.manual_seed(0)
+    layer = DenseLayer(12, 4, bn_size=2, memory_efficient=memory_efficient)
+    reference = DenseLayer(12, 4, bn_size=2)
+    reference.load_state_dict(layer.state_dict())
+    calls: list[tuple[int, ...]] = []
+
+    def transform(owner: DenseLayer, x: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(x.shape))
+        return DenseLayer.transform(owner, x)
+
+    features = [torch.randn(2, 8, 5, 5, requires_grad=True), torch.randn(2, 4, 5, 5, requires_grad=True)]
+    layer(features, transform=transform).sum().backward()
+    grads = [f.grad.clone() for f in features]
+    for f in features:
+        f.grad = None
+    reference(features).sum().backward()
+    assert calls == [(2, 12, 5, 5)] * calls_per_step  # one call on the concatenation, again when recomputed
+    for g, f in zip(grads, features):
+        torch.testing.assert_close(g, f.grad, rtol=1e-6, atol=1e-7)
+    assert not {"compiled_transform", "transform"} & set(vars(layer))  # the layer holds no engine state

@@ -187,7 +187,7 @@ def test_growth_schedule_on_a_custom_densenet() -> None:
         (dict(num_classes=0), "num_classes must be a positive integer"),
         (dict(in_channels=0), "in_channels must be a positive integer"),
         (dict(stem="resnet"), "stem must be one of"),
-        (dict(init="xavier"), "init must be one of"),
+        (dict(init="he"), "init must be one of"),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs: dict, message: str) -> None:

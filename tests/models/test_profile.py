@@ -62,3 +62,13 @@ def test_summarize_is_the_seed_networks_printing_loop_as_data():
     assert shapes["stem"] == (1, 64, 24, 24) and shapes["denseblock1"] == (1, 192, 24, 24)
     assert shapes["transition3"] == (1, 120, 3, 3) and shapes["classifier"] == (1, 10)
     assert summarize("d2l_densenet", (3, 64, 64), num_classes=5)["layers"][-1]["output_shape"] == [1, 5]
+
+
+def test_summarize_names_the_smallest_input_that_works():
+    import pytest
+
+    from densenet.errors import InputSizeError
+    from densenet.models import summarize
+
+    with pytest.raises(InputSizeError, match="smallest square input that works is 29x29"):
+        summarize("d2l_densenet", (1, 16, 16))

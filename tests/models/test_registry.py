@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import densenet
 from densenet.errors import ConfigError
@@ -58,3 +59,31 @@ def test_defaults_record_the_architecture() -> None:
                                                       num_init_features=64, bn_size=4, compression=0.5,
                                                       stem="imagenet")
     assert model_info("resnet56").defaults["layers"] == (9, 9, 9)
+
+
+@pytest.mark.parametrize("name", densenet.list_models())
+def test_every_model_takes_every_init_the_config_offers(name):
+    from typing import get_args
+
+    from densenet.engine.config import Init
+    from densenet.models.common import INITS
+
+    assert set(get_args(Init)) == {*INITS, "builder"}  # one vocabulary: the models' own, plus "their default"
+    for init in INITS:
+        with torch.device("meta"):
+            densenet.create_model(name, init=init)
+
+
+def test_xavier_is_the_textbooks_init_after_the_module_defaults():
+    from densenet.models.common import xavier_init
+
+    torch.manual_seed(3)
+    textbook = densenet.create_model("d2l_densenet", init="pytorch")
+    xavier_init(textbook)  # d2l's train_ch6: net.apply(init_weights) on a freshly built net
+    torch.manual_seed(3)
+    built = densenet.create_model("d2l_densenet", init="xavier")
+    a, b = textbook.state_dict(), built.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    conv = built.features.conv0.weight
+    bound = (6 / (conv.shape[1] * 49 + conv.shape[0] * 49)) ** 0.5
+    assert conv.abs().max() <= bound and conv.abs().max() > 0.9 * bound

@@ -76,7 +76,7 @@ def test_cifar_resnet_forward_shapes() -> None:
         (dict(shortcut="none"), "shortcut must be one of"),
         (dict(num_classes=0), "num_classes must be a positive integer"),
         (dict(in_channels=0), "in_channels must be a positive integer"),
-        (dict(init="xavier"), "init must be one of"),
+        (dict(init="he"), "init must be one of"),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs: dict, message: str) -> None:

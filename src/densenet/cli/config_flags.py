@@ -57,9 +57,10 @@ def config_flags() -> tuple[ConfigFlag, ...]:
     return tuple(out)
 
 
-def flag_of(field: str) -> str:
-    """The flag of a dotted configuration field, e.g. ``flag_of("run.epochs") == "--epochs"``."""
-    return next(c.flag for c in config_flags() if c.field == field)
+def flag_of(name: str) -> str:
+    """The flag of a dotted configuration field (``flag_of("run.epochs") == "--epochs"``) or of another option of
+    ``densenet train`` (``flag_of("resume") == "--resume"``)."""
+    return next((c.flag for c in config_flags() if c.field == name), "--" + name.replace("_", "-"))
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:

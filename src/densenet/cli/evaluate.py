@@ -12,7 +12,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate a run's model on the whole test set; saves confusion_matrix.png.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's files")
-    p.add_argument("--test-subset", type=positive_int, metavar="N", help="evaluate on the first N test images only")
+    p.add_argument("--test-subset", type=positive_int, metavar="N",
+                   help="evaluate on a seeded, class-balanced draw of N test images (the training seed)")
     p.add_argument("--batch-size", type=positive_int, default=256, metavar="N")
     add_common_flags(p)
     p.set_defaults(func=run)

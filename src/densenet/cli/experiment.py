@@ -11,13 +11,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from densenet.experiments import list_experiments
     from densenet.experiments.scales import SCALES
 
-    p = sub.add_parser(
-        "experiment", help="test the seed's claims and ideas by experiment",
-        description="Run an experiment (or `all`), reusing the runs it already has under OUT/runs, and write "
-        "OUT/NAME.json, NAME.csv, NAME.png and OUT/README.md with a Verdict line. With --from-records, train and "
-        "time nothing: redraw those files from the raw records already in OUT/NAME.json. Experiments: "
-        + ", ".join(list_experiments()) + ". Scales: "
-        + "; ".join(f"{s.name}: {s.description}" for s in SCALES.values()))
+    scales = "; ".join(f"{s.name}: {s.description}" for s in SCALES.values())
+    what = ("Run an experiment (or `all`), reusing the runs it already has under OUT/runs, and write OUT/NAME.json, "
+            "NAME.csv, NAME.png and OUT/README.md with a Verdict line. With --from-records, train and time nothing: "
+            "redraw those files from the raw records already in OUT/NAME.json.")
+    p = sub.add_parser("experiment", help="test the seed's claims and ideas by experiment",
+                       description=f"{what} Experiments: {', '.join(list_experiments())}. Scales: {scales}")
     p.add_argument("name", metavar="NAME", help="all, an experiment name, or a unique prefix such as claim1 or idea-a")
     p.add_argument("--out", default="evidence", metavar="DIR", help="report folder (default: evidence)")
     p.add_argument("--scale", choices=list(SCALES), default="cpu", help="how big the runs are (default: cpu)")

@@ -1,1 +1,14 @@
-"""Training engine: configuration, the training loop, checkpoints, evaluation and prediction."""
+"""How a network is trained: configuration, the training loop, checkpoints, evaluation, and the fast path.
+
+- :mod:`~densenet.engine.config`: the typed configuration, the one source of every option, and the presets.
+- :mod:`~densenet.engine.setup`: data loaders, model, optimizer and schedule built from a configuration.
+- :mod:`~densenet.engine.trainer`: :func:`train`, the loop, with ``on_batch_end``/``on_epoch_end`` callbacks.
+- :mod:`~densenet.engine.step`: the one training (and inference) step, shared with the benchmarks.
+- :mod:`~densenet.engine.checkpoint`, :mod:`~densenet.engine.logging`, :mod:`~densenet.engine.interrupts`:
+  resumable state, per-epoch metrics and curves, Ctrl-C/SIGTERM.
+- :mod:`~densenet.engine.evaluate`, :mod:`~densenet.engine.predict`: a run's model on a test set or on pictures.
+- :mod:`~densenet.engine.distributed`: ``torchrun`` set-up, and the one reading of ``--device``.
+- The fast path: :mod:`~densenet.engine.performance` decides precision, memory format and compilation per
+  device (reading the CPU through :mod:`~densenet.engine.hardware`); :mod:`~densenet.engine.compiled` and
+  :mod:`~densenet.engine.maxpool` compile a model from outside it.
+"""

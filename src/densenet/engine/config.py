@@ -39,7 +39,7 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 Schedule = Literal["constant", "step", "cosine"]
 SchedulePer = Literal["epoch", "step"]
-Init = Literal["xavier", "builder"]
+Init = Literal["xavier", "torchvision", "pytorch", "builder"]  # densenet.models.common.INITS, plus "builder"
 
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 COMPILE_MODES: tuple[str, ...] = get_args(CompileMode)
@@ -88,7 +88,7 @@ class ModelArgs:
     name: str = "d2l_densenet"  # a registry name, see `densenet models`
     memory_efficient: bool = False  # recompute concat-BN-ReLU in backward: less memory, a bit slower
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra builder arguments as JSON, e.g. {"drop_rate": 0.2}
-    init: Init = "xavier"  # weight init of a fresh model: "xavier" (the textbook's) or "builder" (the model's own)
+    init: Init = "xavier"  # weight init: xavier (the textbook's), torchvision, pytorch or builder (the model default)
 
     def __post_init__(self) -> None:
         validate_fields(self, "model")

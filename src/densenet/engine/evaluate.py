@@ -76,7 +76,7 @@ def per_class_accuracy(confusion: list[list[int]], classes: list[str]) -> dict[s
 
 def evaluate_run(run_dir: str | Path, data_dir: str | None = None, test_subset: int | None = None,
                  batch_size: int = 256) -> dict[str, Any]:
-    """Evaluate a run's final model on the whole test set (or its first ``test_subset`` images).
+    """Evaluate a run's final model on the whole test set (or a class-balanced draw of ``test_subset`` images).
 
     The test images are prepared as in training (the same size and normalization). Also writes
     ``confusion_matrix.png`` and ``evaluation.json`` into the run directory.
@@ -84,7 +84,7 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, test_subset: 
     Args:
         run_dir: The ``--out`` folder of a finished ``densenet train``.
         data_dir: Folder holding the dataset's files (default: the run's own, then the usual lookup).
-        test_subset: Evaluate on the first N test images only.
+        test_subset: Evaluate on a seeded (the run's seed), class-balanced draw of N test images.
         batch_size: Images per forward pass.
 
     Returns:

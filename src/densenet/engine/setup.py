@@ -101,30 +101,23 @@ def _shard(ds: ImageDataset, ctx: DistContext) -> ImageDataset:
     return dataclasses.replace(ds, images=ds.images[lo:hi], labels=ds.labels[lo:hi])
 
 
-def build_model(config: TrainConfig, data: TrainData, fresh: bool) -> nn.Module:
-    """Create the configured model for the data's channels and classes.
+def build_model(config: TrainConfig, data: TrainData) -> nn.Module:
+    """Create the configured model for the data's channels and classes, initialized as ``model.init`` says.
 
-    Only a fresh model gets the recipe's initialization (the textbook re-initializes inside
-    ``train_ch6`` every time; here a resumed model keeps its weights).
+    The initialization happens when the model is built; a resumed run then loads its checkpoint over it, so
+    trained weights are never re-initialized (the textbook's ``train_ch6`` re-initializes on every call).
     """
     kwargs = {**config.model.kwargs, "in_channels": data.channels, "num_classes": data.num_classes}
+    if config.model.init != "builder":
+        kwargs["init"] = config.model.init
     if config.model.memory_efficient:
         kwargs["memory_efficient"] = True
     try:
         model = create_model(config.model.name, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"cannot build {config.model.name} with {kwargs}: {exc}") from None
-    if fresh and config.model.init == "xavier":
-        xavier_init(model)
     check_input_size(model, data.channels, data.image_size)
     return model
-
-
-def xavier_init(model: nn.Module) -> None:
-    """The textbook's ``train_ch6`` init: Xavier-uniform weights of every Linear and Conv2d."""
-    for m in model.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            nn.init.xavier_uniform_(m.weight)
 
 
 def check_input_size(model: nn.Module, channels: int, size: int) -> None:

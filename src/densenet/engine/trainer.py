@@ -43,6 +43,7 @@ from densenet.engine.setup import (
     model_card,
     progress_bar,
 )
+from densenet.engine.step import train_step  # the step `densenet bench train` times, too
 from densenet.errors import ConfigError, DenseNetError, RunDirError
 from densenet.models import model_info
 from densenet.rundir import CONFIG_FILE, CURVES_FILE, SUMMARY_FILE, save_model, write_json
@@ -155,7 +156,7 @@ class Trainer:
         model_info(cfg.model.name)  # an unknown name fails here, not after loading (or downloading) the data
         torch.manual_seed(cfg.run.seed)
         self.data: TrainData = build_data(cfg, ctx, self.log, self.progress)
-        self.model = build_model(cfg, self.data, fresh=state is None).to(ctx.device)
+        self.model = build_model(cfg, self.data).to(ctx.device)
         self.perf = resolve(cfg.run, ctx.device)
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer, steps_per_epoch=len(self.data.train_loader))
@@ -321,20 +322,16 @@ class Trainer:
         return all_reduce_sum(torch.stack([loss_sum, correct, count_t]), self.ctx)
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with autocast_context(self.perf):
-            logits = self.net(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.config.optim.label_smoothing)
-        if not torch.isfinite(loss):
-            raise DivergenceError("the training loss became NaN or infinite; the last good checkpoint is kept. "
-                                  f"Lower --lr (now {self.config.optim.lr}) or use --precision fp32")
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
+
+        def stop_if_diverged(loss: torch.Tensor) -> None:
+            if not torch.isfinite(loss):
+                raise DivergenceError("the training loss became NaN or infinite; the last good checkpoint is kept. "
+                                      f"Lower --lr (now {self.config.optim.lr}) or use --precision fp32")
+
+        smoothing = self.config.optim.label_smoothing
+        loss, logits = train_step(self.net, self.optimizer, x, y, self.perf, self.scaler,
+                                  loss_fn=lambda out, target: F.cross_entropy(out, target, label_smoothing=smoothing),
+                                  before_backward=stop_if_diverged)
         if self.step_schedule:
             self.scheduler.step()
         return loss, logits

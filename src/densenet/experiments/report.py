@@ -8,7 +8,6 @@ import datetime
 import io
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -118,14 +117,9 @@ def _command(name: str, sweep: Sweep, seeds: int, out: Path) -> str:
 def machine() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from densenet.engine.hardware import cpu_model
+
+    cpu = cpu_model()
     gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
     return f"{cpu}, {os.cpu_count()} CPUs{gpu}, torch {torch.__version__}"
 

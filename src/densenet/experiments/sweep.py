@@ -191,7 +191,7 @@ class Sweep:
         Benchmarks run one after another in this process, after all training, so that no other
         work shares the CPU; they use all of PyTorch's threads.
         """
-        from densenet.engine.bench import BenchConfig, run_bench
+        from densenet.bench.harness import BenchConfig, run_bench
         from densenet.engine.performance import PerfOptions
 
         out = []

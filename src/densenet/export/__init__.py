@@ -7,7 +7,8 @@ live in :mod:`densenet.rundir`.
 - :mod:`~densenet.export.formats`: ONNX and TorchScript artifacts and their numerical checks.
 - :mod:`~densenet.export.fold`: folding BatchNorm into the preceding convolution.
 - :mod:`~densenet.export.artifact`: the three above in one call, as ``densenet export`` runs them.
-- :mod:`~densenet.export.bench`: inference speed of eager, compiled and ONNX Runtime backends.
+
+Inference speed per backend (eager, fast, ONNX Runtime, TorchScript) is ``densenet bench infer --backend``.
 """
 
 from densenet.export.artifact import FORMATS, ExportReport, export_artifact

@@ -175,17 +175,7 @@ def check_torchscript(path: str | Path, model: nn.Module, input_size: Sequence[i
                       seed: int = 0) -> CheckResult:
     """Load a TorchScript file with :func:`torch.jit.load` and compare it with ``model`` in eager fp32.
 
-    Args:
-        path: The TorchScript file.
-        model: The reference PyTorch model.
-        input_size: One image's ``(C, H, W)``.
-        batch_sizes: Batch sizes to run, each on fresh standard-normal inputs.
-        atol: Absolute tolerance.
-        rtol: Relative tolerance, times ``|eager|``.
-        seed: Seed of the random inputs.
-
-    Returns:
-        The :class:`CheckResult`.
+    The arguments and the result are those of :func:`check_onnx`, with ``path`` the TorchScript file.
     """
     loaded = torch.jit.load(str(path), map_location="cpu").eval()
     return _compare(loaded, model, input_size, batch_sizes, atol, rtol, seed)

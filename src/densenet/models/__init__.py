@@ -1,4 +1,16 @@
-"""Model zoo: the shared DenseNet parts, the networks built from them, and the registry."""
+"""Model zoo: the shared DenseNet parts, the networks built from them, and the registry.
+
+The models know only what they compute; how they are run (compiled, in mixed precision) is the engine's.
+
+- :mod:`~densenet.models.layers`: the one dense layer, dense block and transition.
+- :mod:`~densenet.models.recompute`: activation checkpointing that updates BatchNorm statistics once.
+- :mod:`~densenet.models.densenet`: the one :class:`DenseNet` class; :mod:`~densenet.models.resnet`: the baselines.
+- :mod:`~densenet.models.zoo`: the registered DenseNets, as numbers; :mod:`~densenet.models.registry`:
+  ``create_model``, ``list_models``, ``model_info``.
+- :mod:`~densenet.models.common`: argument checks, the classifier head, the weight initializations.
+- :mod:`~densenet.models.weights`: torchvision checkpoints (current and legacy keys).
+- :mod:`~densenet.models.shapes`, :mod:`~densenet.models.profile`: stage shapes, parameters, FLOPs, summaries.
+"""
 
 from densenet.models import resnet, zoo  # noqa: F401  (registers the builders)
 from densenet.models.densenet import DenseNet

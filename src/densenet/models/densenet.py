@@ -16,14 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from densenet.models.common import is_positive_int, is_real, new_classifier
-from densenet.models.layers import DenseBlock, Transition
+from densenet.models.common import INITS, ImageClassifier, init_weights, is_positive_int, is_real
+from densenet.models.layers import DenseBlock, DenseLayer, Transition
 
 STEMS = ("imagenet", "cifar")
-INITS = ("torchvision", "pytorch")
 
 
-class DenseNet(nn.Module):
+class DenseNet(ImageClassifier):
     """A DenseNet classifier.
 
     Args:
@@ -40,7 +39,8 @@ class DenseNet(nn.Module):
         conv_bias: Whether convolutions have biases (the textbook's network does).
         memory_efficient: In training, keep only each dense layer's inputs and recompute the layer in backward
             (activation memory linear instead of quadratic in depth; same outputs, gradients and BN statistics).
-        init: ``"torchvision"`` (Kaiming-normal convs, zero biases) or ``"pytorch"`` (module defaults).
+        init: ``"torchvision"`` (Kaiming-normal convs, zero biases), ``"pytorch"`` (module defaults) or
+            ``"xavier"`` (the textbook's); see :data:`~densenet.models.common.INITS`.
     """
 
     def __init__(
@@ -75,8 +75,7 @@ class DenseNet(nn.Module):
         self.features.add_module("norm5", nn.BatchNorm2d(channels))
         self.num_features = channels
         self.classifier = nn.Linear(channels, num_classes)
-        if init == "torchvision":
-            _torchvision_init(self)
+        init_weights(self, init, _torchvision_init)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stem, dense blocks and transitions, and the final BatchNorm: (B, C, H, W) -> (B, F, h, w)."""
@@ -87,17 +86,15 @@ class DenseNet(nn.Module):
         x = torch.flatten(F.adaptive_avg_pool2d(F.relu(x), 1), 1)  # (B, F)
         return x if pre_logits else self.classifier(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each dense layer in backward instead of storing its activations (``memory_efficient``).
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier with a fresh one for ``num_classes`` outputs (same device and dtype).
-
-        Raises:
-            ValueError: if ``num_classes`` is not a positive integer.
+        Training then keeps activation memory linear in depth; outputs, gradients and BatchNorm statistics
+        are unchanged. timm's name for the same switch.
         """
-        self.classifier = new_classifier(self.classifier, self.num_features, num_classes)
-        self.num_classes = num_classes
+        for m in self.modules():
+            if isinstance(m, DenseLayer):
+                m.memory_efficient = enable
 
     def stages(self) -> list[tuple[str, nn.Module]]:
         """Top-level stages in forward order, as the textbook's shape-printing loop shows them."""

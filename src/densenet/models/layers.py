@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+
+from densenet.models.recompute import checkpoint_once, wants_checkpoint
 
 
 class DenseLayer(nn.Module):
@@ -29,7 +29,8 @@ class DenseLayer(nn.Module):
         bn_size: Bottleneck width factor; ``None`` for no 1x1 bottleneck.
         drop_rate: Dropout probability after the last convolution.
         bias: Whether convolutions have a bias (the textbook's do, torchvision's don't).
-        memory_efficient: In training, store only the layer's inputs and recompute the layer in backward.
+        memory_efficient: In training, store only the layer's inputs and recompute the layer in backward
+            (:func:`~densenet.models.recompute.checkpoint_once`: BatchNorm statistics are updated once).
     """
 
     def __init__(
@@ -57,14 +58,6 @@ class DenseLayer(nn.Module):
             self.conv2 = nn.Conv2d(inner, growth_rate, kernel_size=3, padding=1, bias=bias)
         else:
             self.conv1 = nn.Conv2d(in_channels, growth_rate, kernel_size=3, padding=1, bias=bias)
-        # A compiled DenseLayer.transform for the memory-efficient recomputation, set by
-        # densenet.engine.prepare_model; copies and pickles drop it (see __getstate__).
-        self.compiled_transform: Callable[[DenseLayer, torch.Tensor], torch.Tensor] | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state["compiled_transform"] = None  # compiled code does not copy or pickle; copies run eagerly
-        return state
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """BN-ReLU-Conv (-BN-ReLU-Conv) of the concatenated input ``x`` (B, C0 + i*k, H, W) -> (B, k, H, W)."""
@@ -73,65 +66,34 @@ class DenseLayer(nn.Module):
             x = self.conv2(self.relu2(self.norm2(x)))  # (B, k, H, W)
         return x
 
-    def _body(self, *features: torch.Tensor) -> torch.Tensor:
-        """Concat, then :meth:`transform`: everything but dropout, the part memory_efficient recomputes."""
-        x = torch.cat(features, 1) if len(features) > 1 else features[0]  # (B, C0 + i*k, H, W)
-        if self.compiled_transform is not None and not torch.compiler.is_compiling():
-            return self.compiled_transform(self, x)
-        return self.transform(x)
+    def forward(self, features: list[torch.Tensor] | torch.Tensor,
+                transform: Callable[[DenseLayer, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """The layer's ``k`` new channels from all earlier feature maps.
 
-    def forward(self, features: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        Args:
+            features: The block's input and the earlier layers' outputs (or one tensor).
+            transform: Computes :meth:`transform` as ``transform(layer, x)``; default ``DenseLayer.transform``.
+                Another implementation of the same function (e.g. a compiled one) runs inside the
+                memory-efficient recomputation too.
+        """
         if isinstance(features, torch.Tensor):
             features = [features]
-        recompute = (self.memory_efficient and self.training and torch.is_grad_enabled()
-                     and any(f.requires_grad for f in features))
-        if not recompute:
-            out = self._body(*features)
-        elif torch.compiler.is_compiling():
-            # Compiled by the caller: the partitioner recomputes the checkpointed region in backward and never
-            # replays BatchNorm's running-statistics update, so plain checkpointing is exact there (and the
-            # eager helper's Python-side bookkeeping would break the graph at every layer).
-            out = checkpoint(self._body, *features, use_reentrant=False)
-        else:  # eager; prepare_model's compiled transform, if set, runs inside the checkpoint (see _body)
-            out = _recompute_in_backward(self, features)
+        transform = transform or DenseLayer.transform
+
+        def body(*feats: torch.Tensor) -> torch.Tensor:  # everything but dropout: what memory_efficient recomputes
+            x = torch.cat(feats, 1) if len(feats) > 1 else feats[0]  # (B, C0 + i*k, H, W)
+            return transform(self, x)
+
+        if self.memory_efficient and wants_checkpoint(self, features):
+            # The inputs are the block's earlier feature maps, which the block keeps anyway, so a layer costs
+            # no activation memory beyond its own k output channels: memory grows linearly with depth instead
+            # of quadratically. Dropout runs outside the recomputed region, which so draws no random numbers.
+            out = checkpoint_once(body, self, *features)
+        else:
+            out = body(*features)
         if self.drop_rate > 0:
             out = F.dropout(out, p=self.drop_rate, training=self.training)
         return out  # (B, k, H, W)
-
-
-def _recompute_in_backward(layer: DenseLayer, features: list[torch.Tensor]) -> torch.Tensor:
-    """Run ``layer._body`` under activation checkpointing: autograd keeps only the layer's inputs.
-
-    The inputs are the block's earlier feature maps, which the block keeps anyway, so a layer
-    costs no activation memory beyond its own k output channels: memory grows linearly with
-    depth instead of quadratically. Backward recomputes the concatenation, BatchNorms, ReLUs
-    and convolutions.
-
-    Naive checkpointing would update BatchNorm's running statistics twice per step. The
-    recomputation normalizes with the same batch statistics (so the output is identical) and
-    then puts the running statistics back as the original forward left them: one update per step.
-    """
-    calls = 0
-
-    def body(*feats: torch.Tensor) -> torch.Tensor:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            return layer._body(*feats)
-        norms = [m for m in layer.modules() if isinstance(m, nn.BatchNorm2d) and m.track_running_stats]
-        saved = [[b.clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked)] for m in norms]
-        try:
-            return layer._body(*feats)
-        finally:
-            for m, (mean, var, count) in zip(norms, saved):
-                m.running_mean.copy_(mean)
-                m.running_var.copy_(var)
-                m.num_batches_tracked.copy_(count)
-
-    # The body draws no random numbers (dropout runs outside it), so there is no RNG state to replay.
-    # No early stop: it ends the recomputation by raising through the body, which a compiled transform's
-    # fallback to eager would take for a compiler failure.
-    return checkpoint(body, *features, use_reentrant=False, preserve_rng_state=False, early_stop=False)
 
 
 class DenseBlock(nn.ModuleDict):
@@ -149,16 +111,8 @@ class DenseBlock(nn.ModuleDict):
         memory_efficient: See :class:`DenseLayer`.
     """
 
-    def __init__(
-        self,
-        num_convs: int,
-        in_channels: int,
-        growth_rate: int,
-        bn_size: int | None = None,
-        drop_rate: float = 0.0,
-        bias: bool = True,
-        memory_efficient: bool = False,
-    ) -> None:
+    def __init__(self, num_convs: int, in_channels: int, growth_rate: int, bn_size: int | None = None,
+                 drop_rate: float = 0.0, bias: bool = True, memory_efficient: bool = False) -> None:
         super().__init__()
         if num_convs < 1:
             raise ValueError(f"a dense block needs at least one layer, got num_convs={num_convs}")

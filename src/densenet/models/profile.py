@@ -88,5 +88,6 @@ def summarize(name: str, input_size: tuple[int, int, int] | None = None,
     if num_classes:
         kwargs["num_classes"] = num_classes
     model = create_model(name, **kwargs).eval()
+    layers = stage_shapes(model, size)  # first: it turns an input too small into an InputSizeError
     return {"model": name, "input_size": list(size), "params": count_params(model),
-            "flops": count_flops(model, size), "layers": stage_shapes(model, size)}
+            "flops": count_flops(model, size), "layers": layers}

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from densenet.models.common import is_positive_int, new_classifier
+from densenet.models.common import INITS, ImageClassifier, init_weights, is_positive_int
+from densenet.models.recompute import checkpoint_once, wants_checkpoint
 from densenet.models.registry import register_config
 
 BLOCKS = ("basic", "bottleneck")
@@ -24,7 +25,6 @@ STEMS = ("imagenet", "cifar")
 #   "conv":       1x1 conv with bias, no BatchNorm (the textbook's Residual(use_1x1conv=True))
 #   "pad":        subsample and zero-pad the new channels, no parameters (He et al.'s option A, CIFAR)
 SHORTCUTS = ("projection", "conv", "pad")
-INITS = ("torchvision", "pytorch")
 
 
 class PadShortcut(nn.Module):
@@ -113,7 +113,7 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-class ResNet(nn.Module):
+class ResNet(ImageClassifier):
     """A ResNet classifier: stem, stages of residual blocks, global average pool, linear classifier.
 
     Args:
@@ -125,8 +125,11 @@ class ResNet(nn.Module):
         bias: Whether convolutions have biases (the textbook's network does).
         num_classes: Classifier outputs.
         in_channels: Input image channels.
-        init: ``"torchvision"`` (Kaiming-normal fan-out convs, unit BN) or ``"pytorch"`` (module defaults).
+        init: ``"torchvision"`` (Kaiming-normal fan-out convs, unit BN), ``"pytorch"`` (module defaults) or
+            ``"xavier"`` (the textbook's); see :data:`~densenet.models.common.INITS`.
     """
+
+    head_name = "fc"
 
     def __init__(
         self,
@@ -144,6 +147,7 @@ class ResNet(nn.Module):
         _validate(block, layers, widths, stem, shortcut, num_classes, in_channels, init)
         block_cls = BasicBlock if block == "basic" else Bottleneck
         self.num_classes = num_classes
+        self.grad_checkpointing = False  # see set_grad_checkpointing
         if stem == "imagenet":
             self.conv1 = nn.Conv2d(in_channels, widths[0], kernel_size=7, stride=2, padding=3, bias=bias)
         else:
@@ -164,32 +168,32 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.num_features = channels
         self.fc = nn.Linear(channels, num_classes)
-        if init == "torchvision":
-            _torchvision_init(self)
+        init_weights(self, init, _torchvision_init)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stem and residual stages: (B, C, H, W) -> (B, F, h, w)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for name in self.stage_names:
-            x = self.get_submodule(name)(x)
+            stage = self.get_submodule(name)
+            if self.grad_checkpointing and wants_checkpoint(stage, [x]):
+                for block in stage:  # keep each block's input only, as timm's checkpoint_seq does
+                    x = checkpoint_once(block, block, x)
+            else:
+                x = stage(x)
         return x
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """In training, keep only each residual block's input and recompute the block in backward.
+
+        Outputs, gradients and BatchNorm statistics are unchanged; activation memory drops to about one
+        tensor per block. timm's name for the same switch.
+        """
+        self.grad_checkpointing = enable
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Global average pool and classifier; ``pre_logits`` stops before the classifier."""
         x = torch.flatten(self.avgpool(x), 1)  # (B, F)
         return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier with a fresh one for ``num_classes`` outputs (same device and dtype).
-
-        Raises:
-            ValueError: if ``num_classes`` is not a positive integer.
-        """
-        self.fc = new_classifier(self.fc, self.num_features, num_classes)
-        self.num_classes = num_classes
 
     def stages(self) -> list[tuple[str, nn.Module]]:
         """Top-level stages in forward order, as the textbook's shape-printing loop shows them."""

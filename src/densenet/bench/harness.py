@@ -3,44 +3,45 @@
 A training step is forward, cross-entropy, backward and an SGD step on random data; an inference step
 is one forward pass in eval mode under ``torch.inference_mode``. The fast model and the baseline take
 turns step by step (the order alternates each round), so noise from other processes on the machine
-hits both, and the medians are compared.
+hits both, and the medians are compared (:func:`densenet.bench.timing.time_interleaved`). The training
+step is the trainer's (:func:`densenet.engine.step.train_step`).
 
 Baselines:
 
-- ``"naive"``: the textbook implementation of the same architecture with the same weights: every dense
-  block re-concatenates ``X = torch.cat((X, Y), dim=1)`` after each layer, fp32, eager, contiguous (NCHW).
-- ``"plain"``: the fast settings without ``memory_efficient``; compares the memory-efficient mode.
+- ``"naive"``: the textbook implementation of the same architecture with the same weights
+  (:func:`densenet.bench.baselines.naive_model`): every dense block re-concatenates
+  ``X = torch.cat((X, Y), dim=1)`` after each layer, fp32, eager, contiguous (NCHW).
+- ``"plain"``: the fast settings without gradient checkpointing; compares the memory-efficient mode.
+
+Inference backends (eager, fast, ONNX Runtime, TorchScript) are :mod:`densenet.bench.backends`.
 """
 
 from __future__ import annotations
 
 import copy
-import statistics
-import time
-import types
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from densenet.bench.baselines import naive_model
+from densenet.bench.timing import Log, Timing, time_interleaved
 from densenet.engine.performance import (
     PerfOptions,
     ResolvedPerf,
-    autocast_context,
     is_compiled,
     make_grad_scaler,
     prepare_model,
     resolve,
 )
+from densenet.engine.step import infer_step, train_step
 from densenet.errors import ConfigError
-from densenet.models.layers import DenseBlock, DenseLayer
 
 MODES = ("train", "infer")
 BASELINES = ("naive", "plain")
-Log = Callable[[str], None]
 
 
 @dataclass
@@ -54,7 +55,7 @@ class BenchConfig:
     steps: int = 10  # timed steps per variant
     warmup: int = 2  # untimed steps per variant first (compilation happens here)
     baseline: str | None = None  # "naive", "plain" or None
-    memory_efficient: bool = False  # build the fast model with memory_efficient=True
+    memory_efficient: bool = False  # the fast model with set_grad_checkpointing(True)
     perf: PerfOptions = field(default_factory=PerfOptions)  # precision, channels_last, compile of the fast model
     device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
     num_classes: int | None = None  # classifier outputs (default: the model's own)
@@ -78,32 +79,6 @@ class BenchConfig:
                 raise ConfigError(message)
 
 
-# -- the naive baseline ----------------------------------------------------------------------------------
-def textbook_layer_forward(layer: DenseLayer, x: torch.Tensor) -> torch.Tensor:
-    """The textbook dense layer on the concatenated input ``x``: BN-ReLU-Conv (-BN-ReLU-Conv), then dropout."""
-    y = layer.conv1(F.relu(layer.norm1(x)))  # (B, k, H, W), or (B, bn_size*k, H, W) with a bottleneck
-    if layer.bottleneck:
-        y = layer.conv2(F.relu(layer.norm2(y)))  # (B, k, H, W)
-    return F.dropout(y, p=layer.drop_rate, training=layer.training) if layer.drop_rate > 0 else y
-
-
-def textbook_block_forward(block: DenseBlock, x: torch.Tensor) -> torch.Tensor:
-    """d2l's ``DenseBlock.forward``: after each layer, ``X = torch.cat((X, Y), dim=1)``."""
-    for layer in block.values():
-        y = textbook_layer_forward(layer, x)
-        x = torch.cat((x, y), dim=1)  # (B, C0 + i*k, H, W)
-    return x
-
-
-def naive_model(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` (same weights) whose dense blocks run :func:`textbook_block_forward`, in fp32 NCHW."""
-    naive = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format)
-    for module in naive.modules():
-        if isinstance(module, DenseBlock):
-            module.forward = types.MethodType(textbook_block_forward, module)  # type: ignore[method-assign]
-    return naive
-
-
 # -- steps -----------------------------------------------------------------------------------------------
 @dataclass
 class Variant:
@@ -115,8 +90,6 @@ class Variant:
     step: Callable[[], None] = field(init=False)
     x: torch.Tensor = field(init=False)
     resident_bytes: int = 0  # parameters, buffers, optimizer state and inputs held between steps
-    times: list[float] = field(default_factory=list)
-    cpu_times: list[float] = field(default_factory=list)
 
 
 def _make_step(variant: Variant, mode: str, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -124,34 +97,16 @@ def _make_step(variant: Variant, mode: str, x: torch.Tensor, y: torch.Tensor) ->
     if perf.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     variant.x = x
+    held = list(model.parameters()) + list(model.buffers()) + [x]
     if mode == "infer":
         model.eval()
-
-        def infer() -> None:
-            with torch.inference_mode(), autocast_context(perf):
-                model(x)
-
-        variant.step = infer
-        variant.resident_bytes = _bytes(list(model.parameters()) + list(model.buffers()) + [x])
-        return
-    model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-    scaler = make_grad_scaler(perf)
-
-    def train() -> None:
-        with autocast_context(perf):
-            loss = F.cross_entropy(model(x).float(), y)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    variant.step = train
-    variant.resident_bytes = _bytes(list(model.parameters()) + list(model.buffers()) + [x, y])
+        variant.step = functools.partial(infer_step, model, x, perf)
+    else:
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)  # no momentum: no optimizer state
+        variant.step = functools.partial(train_step, model, optimizer, x, y, perf, make_grad_scaler(perf))
+        held.append(y)
+    variant.resident_bytes = _bytes(held)
 
 
 def _bytes(tensors: list[torch.Tensor]) -> int:
@@ -159,20 +114,6 @@ def _bytes(tensors: list[torch.Tensor]) -> int:
     for t in tensors:
         seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
     return sum(seen.values())
-
-
-def _timed(variant: Variant, device: torch.device) -> None:
-    _sync(device)
-    wall, cpu = time.perf_counter(), time.process_time()
-    variant.step()
-    _sync(device)
-    variant.times.append(time.perf_counter() - wall)
-    variant.cpu_times.append(time.process_time() - cpu)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # -- peak memory -----------------------------------------------------------------------------------------
@@ -214,32 +155,24 @@ def build_variants(cfg: BenchConfig) -> list[Variant]:
     kwargs: dict[str, Any] = {"in_channels": cfg.input_size[0], "num_classes": cfg.num_classes or info.num_classes}
     torch.manual_seed(0)
     kwargs.update(cfg.model_kwargs)
-    fast_model = create_model(cfg.model, **kwargs, **({"memory_efficient": True} if cfg.memory_efficient else {}))
-    fast_model.to(device)
+    fast_model = create_model(cfg.model, **kwargs).to(device)
+    if cfg.memory_efficient:
+        fast_model.set_grad_checkpointing(True)
     reference = copy.deepcopy(fast_model)
-    fast = Variant("fast", prepare_model(fast_model, resolve(cfg.perf, device)), resolve(cfg.perf, device))
-    variants = [fast]
+    perf = resolve(cfg.perf, device)
+    variants = [Variant("fast", prepare_model(fast_model, perf), perf)]
     if cfg.baseline == "naive":
-        base = naive_model(reference)
-        if cfg.memory_efficient:
-            _set_memory_efficient(base, False)
         fp32 = ResolvedPerf(device, "fp32", channels_last=False, compile=False, reasons=("naive: fp32 eager NCHW",))
-        variants.append(Variant("naive", base, fp32))
+        variants.append(Variant("naive", naive_model(reference), fp32))
     elif cfg.baseline == "plain":
-        _set_memory_efficient(reference, False)
-        variants.append(Variant("plain", prepare_model(reference, fast.perf), fast.perf))
+        reference.set_grad_checkpointing(False)
+        variants.append(Variant("plain", prepare_model(reference, perf), perf))
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(cfg.batch_size, *cfg.input_size, generator=gen).to(device)
     y = torch.randint(0, kwargs["num_classes"], (cfg.batch_size,), generator=gen).to(device)
     for v in variants:
         _make_step(v, cfg.mode, x, y)
     return variants
-
-
-def _set_memory_efficient(model: nn.Module, on: bool) -> None:
-    for m in model.modules():
-        if isinstance(m, DenseLayer):
-            m.memory_efficient = on
 
 
 def run_bench(cfg: BenchConfig, log: Log | None = None) -> dict[str, Any]:
@@ -254,30 +187,19 @@ def run_bench(cfg: BenchConfig, log: Log | None = None) -> dict[str, Any]:
         ``baseline_images_per_s``, ``baseline_median_step_s``, ``baseline_peak_memory_mb``, ``speedup``
         (fast over baseline images/s) and ``memory_ratio`` (fast over baseline peak); plus the settings.
     """
-    log = log or (lambda _m: None)
     device = torch.device(cfg.device)
     variants = build_variants(cfg)
     fast = variants[0]
-    log(f"{cfg.mode} {cfg.model}, batch {cfg.batch_size}, input {'x'.join(map(str, cfg.input_size))}, "
-        f"{torch.get_num_threads()} threads: " + "; ".join(fast.perf.reasons))
-    first_step_s = {}
-    for v in variants:
-        t = time.perf_counter()
-        for _ in range(cfg.warmup):
-            v.step()
-        _sync(device)
-        first_step_s[v.name] = time.perf_counter() - t
-        log(f"  warm-up {v.name}: {cfg.warmup} steps in {first_step_s[v.name]:.1f} s")
-    for i in range(cfg.steps):
-        for v in variants if i % 2 == 0 else variants[::-1]:
-            _timed(v, device)
-        log(f"  step {i + 1}/{cfg.steps}: " + ", ".join(f"{v.name} {cfg.batch_size / v.times[-1]:.1f} img/s"
-                                                         for v in variants))
-    result = _figures(cfg, fast, "")
+    if log:
+        log(f"{cfg.mode} {cfg.model}, batch {cfg.batch_size}, input {'x'.join(map(str, cfg.input_size))}, "
+            f"{torch.get_num_threads()} threads: " + "; ".join(fast.perf.reasons))
+    timings = time_interleaved({v.name: v.step for v in variants}, cfg.steps, cfg.warmup, device, log,
+                               per_call=cfg.batch_size)
+    result = _figures(cfg, timings[fast.name], "")
     result.update(model=cfg.model, mode=cfg.mode, batch_size=cfg.batch_size, input_size=list(cfg.input_size),
                   device=str(device), threads=torch.get_num_threads(), precision=fast.perf.precision,
                   channels_last=fast.perf.channels_last, compiled=is_compiled(fast.model),
-                  memory_efficient=cfg.memory_efficient, warmup_s=round(first_step_s["fast"], 3),
+                  memory_efficient=cfg.memory_efficient, warmup_s=round(timings[fast.name].warmup_s, 3),
                   decisions=list(fast.perf.reasons))
     if cfg.measure_memory:
         for v in variants:
@@ -287,7 +209,8 @@ def run_bench(cfg: BenchConfig, log: Log | None = None) -> dict[str, Any]:
     if len(variants) > 1:
         base = variants[1]
         result["baseline"] = base.name
-        result.update(_figures(cfg, base, "baseline_"))
+        result.update(_figures(cfg, timings[base.name], "baseline_"))
+        result["baseline_warmup_s"] = round(timings[base.name].warmup_s, 3)
         result["speedup"] = round(result["images_per_s"] / result["baseline_images_per_s"], 3)
         result["cpu_time_speedup"] = round(result["baseline_median_cpu_s"] / result["median_cpu_s"], 3)
         if cfg.measure_memory:
@@ -295,7 +218,7 @@ def run_bench(cfg: BenchConfig, log: Log | None = None) -> dict[str, Any]:
     return result
 
 
-def _figures(cfg: BenchConfig, v: Variant, prefix: str) -> dict[str, Any]:
-    step = statistics.median(v.times)
+def _figures(cfg: BenchConfig, timing: Timing, prefix: str) -> dict[str, Any]:
+    step = timing.median_s
     return {f"{prefix}images_per_s": round(cfg.batch_size / step, 2), f"{prefix}median_step_s": round(step, 4),
-            f"{prefix}median_cpu_s": round(statistics.median(v.cpu_times), 4), "steps": cfg.steps}
+            f"{prefix}median_cpu_s": round(timing.median_cpu_s, 4), "steps": cfg.steps}

@@ -8,9 +8,11 @@ import pytest
 import torch
 from tests.helpers import run_cli
 
-from densenet.engine.bench import BenchConfig, build_variants, peak_step_memory, run_bench
+from densenet.bench.harness import BenchConfig, build_variants, peak_step_memory, run_bench
+from densenet.engine.compiled import compiled_calls
 from densenet.engine.performance import PerfOptions
 from densenet.errors import ConfigError
+from densenet.models import DenseLayer
 
 KEYS = {"images_per_s", "peak_memory_mb", "baseline_images_per_s", "speedup", "median_step_s", "steps",
         "precision", "compiled", "device", "baseline_peak_memory_mb", "memory_ratio"}
@@ -29,6 +31,10 @@ def test_cli_train_against_the_naive_baseline_prints_one_json_document() -> None
     assert doc["steps"] == 2 and doc["baseline"] == "naive" and doc["compiled"] is False
     assert doc["peak_memory_mb"] > 0 and doc["baseline_peak_memory_mb"] > 0
     assert "step 2/2" in result.stderr  # progress goes to stderr
+    machine = doc["machine"]  # the record says where the figures come from
+    assert machine["command"].startswith("densenet bench train --model d2l_densenet") and machine["threads"] == 1
+    assert {"cpu", "avx512_bf16", "amx_bf16", "amx_int8", "torch", "load_average", "load_average_after",
+            "date"} <= set(machine)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -92,7 +98,8 @@ def test_compiled_memory_efficient_mode_keeps_eager_checkpointing_memory() -> No
     efficient, plain = build_variants(cfg)
     for v in (efficient, plain):
         v.step()  # warm: compiles
-    assert efficient.model.features.denseblock1.denselayer1.compiled_transform is not None
+    [transform] = compiled_calls(efficient.model)  # one compiled transform inside the eager checkpoints
+    assert transform.eager is DenseLayer.transform and not transform.failed
     assert plain.model.__dict__.get("_compiled_call_impl") is not None
     eager = build_variants(_config(model="densenet_bc100_k12", model_kwargs={"block_config": (8,)},
                                    memory_efficient=True, batch_size=8))[0]

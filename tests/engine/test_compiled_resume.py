@@ -1,0 +1,89 @@
+"""The default fast path, trained through the CLI: torch.compile, channels-last, and bf16 where the CPU has it.
+
+Resuming it, between epochs or after a real SIGINT mid-epoch, ends with every tensor equal to the run never
+interrupted, with a short last batch, dropout and augmentation on. (Before the engine compiled with static
+shapes, the short last batch switched the uninterrupted run to dynamic-shape kernels that the resumed run
+never used, and every tensor differed.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tests.helpers import run_cli
+
+from densenet.engine.performance import cpu_supports_bf16
+
+# 520 = 8 batches of 64 + a short one of 8. A small d2l_densenet keeps compilation to seconds.
+ARGS = ["--preset", "densenet-fashion-mnist", "--resize", "32", "--train-subset", "520", "--test-subset", "200",
+        "--batch-size", "64", "--epochs", "3", "--random-erasing", "0.25", "--crop-padding", "2",
+        "--model-kwargs", '{"block_config": [2, 2, 2, 2], "growth_rate": 16, "drop_rate": 0.1}', "--no-progress"]
+
+
+def train(*args: str) -> dict:
+    result = run_cli("train", *args, "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def assert_same_run(a, b) -> None:
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), \
+        [k for k in wa if not torch.equal(wa[k], wb[k])][:5]
+    keep = ("epoch", "loss", "train_acc", "test_acc", "test_loss", "lr", "examples")
+    rows = [[{k: r[k] for k in keep} for r in map(json.loads, (d / "metrics.jsonl").read_text().splitlines())]
+            for d in (a, b)]
+    assert rows[0] == rows[1]
+
+
+def sigint_in_epoch_two(run, data) -> None:
+    """Start the run, and send a real SIGINT once epoch 1's row is written (so it lands in epoch 2)."""
+    cmd = [sys.executable, "-m", "densenet", "train", *ARGS, "--data-dir", str(data), "--out", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 600
+    metrics = run / "metrics.jsonl"
+    while not (metrics.exists() and metrics.read_text().strip()):
+        assert time.time() < deadline and proc.poll() is None, proc.stderr.read()[-3000:] if proc.poll() else "slow"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-3000:]
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["partial"] is not None and state["partial"]["epoch"] == 2, err[-2000:]
+
+
+def test_the_default_fast_path_learns_and_resumes_exactly(tmp_path, fashion_dir):
+    data = ["--data-dir", str(fashion_dir)]
+    full = train(*ARGS, *data, "--out", str(tmp_path / "full"))
+    assert full["compiled"] is True and full["precision"] == ("bf16" if cpu_supports_bf16() else "fp32")
+    assert full["test_acc"] > 0.3  # chance is 0.1
+    config = json.loads((tmp_path / "full" / "config.json").read_text())["run"]
+    assert (config["compile"], config["channels_last"], config["precision"]) == (None, None, "auto")  # defaults
+
+    train(*ARGS, *data, "--epochs", "1", "--out", str(tmp_path / "between"))
+    train("--resume", str(tmp_path / "between"), "--epochs", "3", "--no-progress")
+    assert_same_run(tmp_path / "full", tmp_path / "between")
+
+    sigint_in_epoch_two(tmp_path / "mid", fashion_dir)
+    train("--resume", str(tmp_path / "mid"), "--no-progress")
+    assert_same_run(tmp_path / "full", tmp_path / "mid")
+
+
+@pytest.mark.slow
+def test_bf16_resumes_exactly_too(tmp_path, fashion_dir):
+    """bf16 autocast runs the same kernels in the resumed process, so it is exact as well (emulated, and slow,
+    on CPUs without native bf16)."""
+    data = ["--data-dir", str(fashion_dir), "--precision", "bf16"]
+    train(*ARGS, *data, "--out", str(tmp_path / "full"))
+    train(*ARGS, *data, "--epochs", "1", "--out", str(tmp_path / "between"))
+    train("--resume", str(tmp_path / "between"), "--epochs", "3", "--no-progress")
+    assert_same_run(tmp_path / "full", tmp_path / "between")
