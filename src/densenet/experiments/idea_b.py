@@ -6,22 +6,9 @@ import math
 import statistics
 from typing import Any
 
+from densenet.experiments import base
 from densenet.experiments.analysis import accuracy_at_cost, aggregate, seed_values, summarize_repeats
-from densenet.experiments.base import (
-    COST_COLS,
-    Outcome,
-    Plan,
-    ci,
-    cost_cells,
-    densenet,
-    fast_precision,
-    kilo,
-    med,
-    mega,
-    repeats_note,
-    seeds_note,
-    standard_runs,
-)
+from densenet.experiments.base import COST_COLS, Outcome, Plan, densenet, fast_precision, standard_runs
 from densenet.experiments.plots import series_plot
 from densenet.experiments.rules import idea_b_verdict
 from densenet.experiments.stats import Interval, by_seed, log_ratio, ratio_text
@@ -90,10 +77,10 @@ def analyze_idea_b(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot
     # Measured cost per image: seconds per training image, from the median of the timing repeats.
     at_time = at_equal_cost(values, {lab: 1 / t["images_per_s_median"] for lab, t in speed.items()})
     outside = beyond_speed_range(values, reps, at_time)
-    cols = [*COST_COLS, ("ips", f"train images/s, {precision}: {repeats_note(repeats)}"),
+    cols = [*COST_COLS, ("ips", f"train images/s, {precision}: {base.repeats_note(repeats)}"),
             ("flops_vs", "vs constant growth at equal FLOPs, pp (± 95% interval)"),
             ("time_vs", "vs constant growth at equal measured speed, pp (± 95% interval)")]
-    cells = [{**cost_cells(rows[a.label]), "ips": med(speed[a.label], "images_per_s"),
+    cells = [{**base.cost_cells(rows[a.label]), "ips": base.med(speed[a.label], "images_per_s"),
               "flops_vs": _versus(at_flops, a.label, "not compared: outside the constant networks' FLOPs"),
               "time_vs": _versus(at_time, a.label, _speed_cell(outside.get(a.label)))} for a in CONSTANT + DOUBLING]
     _idea_b_plot(plot, rows, speed, seeds, precision, repeats)
@@ -110,26 +97,26 @@ def analyze_idea_b(sweep: Sweep, seeds: int, records: list[dict[str, Any]], plot
                    {"rows": list(rows.values()), "timings": list(speed.values()),
                     "at_equal_flops": at_flops, "at_equal_speed": at_time, "beyond_speed_range": outside,
                     "params_at_equal_flops": _params_at_equal_flops(rows)},
-                   f"Accuracies are {seeds_note(seeds)}; throughput is the {repeats_note(repeats)} (timings on a "
-                   "shared machine are noisy, so one fast or slow repeat does not move the figure); ± beside a "
-                   "difference at equal cost is its 95% paired t-interval over seeds.", headline)
+                   f"Accuracies are {base.seeds_note(seeds)}; throughput is the {base.repeats_note(repeats)} "
+                   "(timings on a shared machine are noisy, so one fast or slow repeat does not move the figure); "
+                   "± beside a difference at equal cost is its 95% paired t-interval over seeds.", headline)
 
 
 def _versus(found: dict[str, Interval], label: str, outside: str) -> str:
     if label in found:
-        return ci(found[label])
+        return base.ci(found[label])
     return "reference" if label in {a.label for a in CONSTANT} else outside
 
 
 def _speed_cell(o: dict[str, Any] | None) -> str:
     if o is None:
         return ""
-    base = f"{ratio_text(o['speed'])} the speed of {o['ref']}, {ci(o['acc'])} against it"
-    return base + (f": {o['kind']} it" if o["kind"] else ": not compared (speed or accuracy within noise)")
+    cell = f"{ratio_text(o['speed'])} the speed of {o['ref']}, {base.ci(o['acc'])} against it"
+    return cell + (f": {o['kind']} it" if o["kind"] else ": not compared (speed or accuracy within noise)")
 
 
 def _listed(found: dict[str, Interval], short: bool = False) -> str:
-    return "; ".join(f"{_short(lab) if short else lab} {ci(iv)} pp" for lab, iv in found.items()) or "none"
+    return "; ".join(f"{_short(lab) if short else lab} {base.ci(iv)} pp" for lab, iv in found.items()) or "none"
 
 
 def _short(label: str) -> str:
@@ -143,12 +130,12 @@ def _idea_b_plot(plot: str, rows: dict[str, Any], speed: dict[str, Any], seeds: 
     fam = (("constant growth", CONSTANT), ("doubling per stage", DOUBLING))
     by_speed = [(lab, sorted(archs, key=lambda a: speed[a.label]["images_per_s_median"])) for lab, archs in fam]
     series_plot(plot, [
-        {"xlabel": "forward FLOPs (log scale)", "ylabel": f"test accuracy % ({seeds_note(seeds)})", "logx": True,
+        {"xlabel": "forward FLOPs (log scale)", "ylabel": f"test accuracy % ({base.seeds_note(seeds)})", "logx": True,
          "series": [{"label": lab, "x": [rows[a.label]["flops"] for a in archs],
                      "y": [100 * rows[a.label]["test_acc_mean"] for a in archs],
                      "yerr": [100 * rows[a.label]["test_acc_std"] for a in archs]} for lab, archs in fam]},
-        {"xlabel": f"training images/s ({precision}, log scale)\n{repeats_note(repeats)}",
-         "ylabel": f"test accuracy % ({seeds_note(seeds)})", "logx": True,
+        {"xlabel": f"training images/s ({precision}, log scale)\n{base.repeats_note(repeats)}",
+         "ylabel": f"test accuracy % ({base.seeds_note(seeds)})", "logx": True,
          "series": [{"label": lab, "x": [speed[a.label]["images_per_s_median"] for a in archs],
                      "xerr": [[speed[a.label]["images_per_s_median"] - speed[a.label]["images_per_s_min"]
                                for a in archs],
@@ -183,13 +170,14 @@ def _idea_b_reason(rows: dict[str, Any], speed: dict[str, Any], at_flops: dict[s
                  f"median speeds, so no constant network runs at its speed; against the nearest, {o['ref']} (median "
                  f"{r['images_per_s_median']:.0f}, repeats {r['images_per_s_min']:.0f} to {r['images_per_s_max']:.0f}"
                  f"), its speed is {ratio_text(o['speed'])} (Welch interval on log images/s over the repeats) and "
-                 f"its accuracy {ci(o['acc'])} pp: "
+                 f"its accuracy {base.ci(o['acc'])} pp: "
                  + (f"it {o['kind']} it, so it counts at equal speed." if o["kind"] else
                     "the speed or the accuracy difference is within its interval, so it is not compared."))
     params = _params_at_equal_flops(rows)
     if params and all(p > q for _, _, p, q in params):
         text += (" At equal FLOPs the doubling networks carry more parameters than constant growth: "
-                 + "; ".join(f"{kilo(p)} against {kilo(q)} at {mega(fl)} FLOPs" for _, fl, p, q in params)
+                 + "; ".join(f"{base.kilo(p)} against {base.kilo(q)} at {base.mega(fl)} FLOPs"
+                             for _, fl, p, q in params)
                  + " (constant growth read log-log between its sizes).")
     return text + (" The idea holds if every doubling network compared is more accurate than constant growth beyond "
                    "the 95% interval both at equal FLOPs and at equal measured speed (a network outside the constant "
