@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PRESET ?= d2l-fashion-mnist
 OUT ?= runs/$(PRESET)
+# pytest-xdist workers for `make test`: each test uses one thread, so one worker per core.
+TEST_WORKERS ?= auto
 
 .PHONY: run test test-all data lint clean
 
@@ -30,7 +32,7 @@ run: data
 # The summary line counts the skipped tests, and -rfEs (pyproject.toml) lists each skip with its reason.
 # Collecting no tests at all (pytest's status 5) is a failure too.
 test: $(VENV)/.installed-dev
-	@status=0; $(PY) -m pytest -q || status=$$?; \
+	@status=0; $(PY) -m pytest -q -n $(TEST_WORKERS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests, which is a failure" >&2; fi; \
 	exit $$status
 

@@ -119,16 +119,19 @@ def test_a_run_trained_for_one_experiment_is_reused_by_another(tmp_path, fashion
                   device="cpu", progress=False)
     claim3 = EXPERIMENTS["claim3-overfitting"].run(sweep, 1, str(tmp_path / "claim3.png")).records
     assert len(claim3) == 4 and not any(r["reused"] for r in claim3)
-    shared = {r["label"]: r for r in claim3 if r["train_images"] == 60}
-    stamps = {lab: (Path(r["run"]) / "summary.json").stat().st_mtime_ns for lab, r in shared.items()}
+    # Claim 4 runs at every little-data fraction of claim 3 (both are at most 5% here: 60 and 120 images).
+    shared = {(r["label"], r["train_images"]): r for r in claim3}
+    stamps = {key: (Path(r["run"]) / "summary.json").stat().st_mtime_ns for key, r in shared.items()}
 
     claim4 = EXPERIMENTS["claim4-augmentation"].run(sweep, 1, str(tmp_path / "claim4.png")).records
-    assert [(r["label"], r["augment"]) for r in claim4] == [(lab, aug) for lab in shared for aug in (True, False)]
+    assert [(r["label"], r["train_images"], r["augment"]) for r in claim4] == [
+        (lab, n, aug) for n in (60, 120) for lab in ("DenseNet-BC k=12, 4-4-4", "ResNet 2-2-2, w=12")
+        for aug in (True, False)]
     for r in claim4:
-        assert r["train_images"] == 60
+        key = (r["label"], r["train_images"])
         if r["augment"]:
             assert r["reused"] is False and r["run"] not in {s["run"] for s in shared.values()}
         else:  # claim 3's run on the same images with the same recipe: read back, not trained again
-            assert r["reused"] is True and r["run"] == shared[r["label"]]["run"]
-            assert r["test_acc"] == shared[r["label"]]["test_acc"]
-            assert (Path(r["run"]) / "summary.json").stat().st_mtime_ns == stamps[r["label"]]
+            assert r["reused"] is True and r["run"] == shared[key]["run"]
+            assert r["test_acc"] == shared[key]["test_acc"]
+            assert (Path(r["run"]) / "summary.json").stat().st_mtime_ns == stamps[key]
