@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Trains preset runs one after another and files each finished run's record under docs/records/runs/<name>/:
+# summary.json, config.json, metrics.jsonl, model.json, the command line and the machine (lscpu, bf16/AMX flags).
+# Usage, from the repository root:  nohup bash scripts/record-runs.sh PRESET:SEED [PRESET:SEED ...] > run.log 2>&1 &
+# PYTHON defaults to .venv/bin/python; DENSENET_DATA defaults to ../shared/data; EXTRA adds train flags.
+set -uo pipefail
+PY=${PYTHON:-.venv/bin/python}
+export DENSENET_DATA=${DENSENET_DATA:-../shared/data}
+# Passive OpenMP threads sleep at barriers instead of spinning, so a run shares the CPU gracefully with other work.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+for spec in "$@"; do
+  preset=${spec%%:*}; seed=${spec##*:}
+  name=$preset-seed$seed
+  run=runs/records/$name
+  out=docs/records/runs/$name
+  cmd="densenet train --preset $preset --seed $seed --out $run --no-progress ${EXTRA:-}"
+  echo "$(date -u +%H:%M:%S) start $name: $cmd (load $(cut -d' ' -f1-3 /proc/loadavg))"
+  mkdir -p "$out"
+  { lscpu | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|Flags):'
+    found=$(lscpu | grep -o -w -E 'avx512_bf16|amx_bf16|amx_int8' | sort -u | tr '\n' ' ')
+    echo "bf16/AMX flags: ${found:-none of avx512_bf16, amx_bf16, amx_int8}"; } > "$out/lscpu.txt"
+  # shellcheck disable=SC2086
+  "$PY" -m densenet train --preset "$preset" --seed "$seed" --out "$run" --no-progress ${EXTRA:-} \
+    > "$out/train.log" 2> >(grep --line-buffered -v '^USDT:' > "$out/train.err")
+  status=$?
+  printf '%s\n' "$cmd" > "$out/command.txt"
+  echo "started $(date -u -r "$out/lscpu.txt" +%FT%TZ), finished $(date -u +%FT%TZ), exit $status, git $(git rev-parse --short HEAD)" >> "$out/command.txt"
+  for f in summary.json config.json metrics.jsonl model.json; do cp "$run/$f" "$out/" 2>/dev/null; done
+  echo "$(date -u +%H:%M:%S) done  $name: exit $status"
+done
+echo "$(date -u +%H:%M:%S) all done"
