@@ -13,7 +13,8 @@ def test_train_on_an_image_folder_then_predict_new_pictures(tmp_path):
     run = tmp_path / "run"
     result = run_cli("train", "--model", "d2l_densenet", "--dataset", "image-folder", "--data-dir", str(pictures),
                      "--resize", "32", "--epochs", "10", "--batch-size", "16", "--lr", "0.05", "--momentum", "0.9",
-                     "--schedule", "cosine", "--no-compile", "--no-progress", "--out", str(run), "--json")
+                     "--schedule", "cosine", "--rrc-scale", "0.5", "--no-compile", "--no-progress", "--out", str(run),
+                     "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     assert summary["test_acc"] > 0.6  # 3 classes: chance is 1/3

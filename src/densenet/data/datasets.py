@@ -29,8 +29,8 @@ IMAGE_FOLDER = "image-folder"
 SPLITS = ("train", "test")
 # Arbitrary photo folders get the ImageNet statistics (what pretrained torchvision models use),
 # so train and test splits share one normalization without scanning the train split twice.
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 _LUMA = (0.299, 0.587, 0.114)
 
 
@@ -147,8 +147,8 @@ def load_image_folder(root: str | Path, split: str, image_size: int, channels: i
         DataError: missing folder, no classes, no images, or an unreadable image (named).
     """
     images, labels, classes = read_image_folder(root, split, image_size, channels, progress)
-    mean = _IMAGENET_MEAN if channels == 3 else (sum(w * m for w, m in zip(_LUMA, _IMAGENET_MEAN)),)
-    std = _IMAGENET_STD if channels == 3 else (sum(w * s for w, s in zip(_LUMA, _IMAGENET_STD)),)
+    mean = IMAGENET_MEAN if channels == 3 else (sum(w * m for w, m in zip(_LUMA, IMAGENET_MEAN)),)
+    std = IMAGENET_STD if channels == 3 else (sum(w * s for w, s in zip(_LUMA, IMAGENET_STD)),)
     return ImageDataset(images, labels, classes, mean, std, IMAGE_FOLDER)
 
 

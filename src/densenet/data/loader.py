@@ -7,6 +7,7 @@ The dataset stays uint8 (on the GPU when it fits), so a 60,000 x 96 x 96 Fashion
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,7 +19,7 @@ from densenet.data.transforms import normalize as normalize_batch
 from densenet.data.transforms import random_crop, random_erasing, random_hflip
 from densenet.errors import ConfigError
 
-__all__ = ["Augment", "BatchLoader", "Sampler", "shuffle_seed"]
+__all__ = ["Augment", "BatchLoader", "EpochPlan", "Sampler", "shuffle_seed"]
 
 BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 # Fraction of free GPU memory the uint8 dataset may take before it is kept on the CPU instead.
@@ -74,7 +75,77 @@ def _as_transforms(augment: AugmentArg) -> list[BatchTransform]:
     return [augment]
 
 
-class BatchLoader:
+class EpochPlan:
+    """Which indices each epoch visits, in which batches: the part every loader shares.
+
+    The order of epoch ``e`` depends only on ``(seed, e)`` (see :func:`shuffle_seed`), or comes from
+    ``sampler``. :meth:`set_epoch` selects the epoch; :meth:`resume_at` makes the next pass start at a
+    given batch. Subclasses provide ``_dataset_len`` and iterate with :meth:`_begin`/:meth:`_finish`.
+    """
+
+    def __init__(self, batch_size: int, shuffle: bool, seed: int, drop_last: bool, sampler: Sampler | None) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.sampler = sampler
+        self.epoch = 0
+        self.batches_done = 0  # batches of the current pass handed out so far
+        self.wait_s = 0.0  # seconds the caller waited for batches, over the loader's life
+        self._start_batch = 0
+
+    def _dataset_len(self) -> int:
+        raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order and augmentation the next pass uses (forwarded to the sampler)."""
+        self.epoch = epoch
+        if self.sampler is not None and hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def resume_at(self, batches: int) -> None:
+        """Make the next pass over the current epoch start at batch ``batches``, as if the earlier ones
+        had been taken: its order and augmentation draws are those of an uninterrupted pass."""
+        if not 0 <= batches <= len(self):
+            raise ValueError(f"cannot resume at batch {batches} of an epoch of {len(self)} batches")
+        self._start_batch = batches
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        """The dataset indices, in order, that epoch ``epoch`` visits (int64, CPU)."""
+        if self.sampler is not None:
+            if hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(epoch)
+            return torch.as_tensor(list(iter(self.sampler)), dtype=torch.int64)
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(shuffle_seed(self.seed, epoch))
+            return torch.randperm(self._dataset_len(), generator=generator)
+        return torch.arange(self._dataset_len())
+
+    def _num_examples(self) -> int:
+        return len(self.sampler) if self.sampler is not None else self._dataset_len()
+
+    def __len__(self) -> int:
+        n = self._num_examples()
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def _begin(self) -> tuple[int, int, list[torch.Tensor]]:
+        """Start a pass: (epoch, first batch, the index tensor of every batch of the epoch)."""
+        epoch, start = self.epoch, self._start_batch
+        self._start_batch, self.batches_done = 0, start
+        order = self.epoch_order(epoch)
+        batches = [order[b * self.batch_size : (b + 1) * self.batch_size] for b in range(len(self))]
+        return epoch, start, batches
+
+    def _finish(self, epoch: int) -> None:
+        """A pass ran to the end: the next one is the following epoch."""
+        self.epoch = epoch + 1
+        if self.sampler is not None and hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(self.epoch)
+
+
+class BatchLoader(EpochPlan):
     """Iterate over an :class:`ImageDataset` in ``(x, y)`` batches on a device.
 
     ``x`` is float (B, C, H, W) in ``dtype``, scaled to [0, 1] and, with ``normalize=True``,
@@ -118,21 +189,12 @@ class BatchLoader:
         pin_memory: bool | None = None,
         keep_on_device: bool | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        super().__init__(batch_size, shuffle, seed, drop_last, sampler)
         self.dataset = dataset
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.drop_last = drop_last
         self.device = torch.device(device)
         self.dtype = dtype
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.transforms = _as_transforms(augment)
-        self.sampler = sampler
-        self.epoch = 0
-        self.batches_done = 0  # batches of the current pass handed out so far
-        self._start_batch = 0
         channels = dataset.channels
         self.mean = dataset.mean if normalize else (0.0,) * channels
         self.std = dataset.std if normalize else (1.0,) * channels
@@ -153,36 +215,8 @@ class BatchLoader:
             return self.dataset.images.nbytes < _DEVICE_BUDGET * free
         return True  # other accelerators: assume unified or ample memory
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order and augmentation the next pass uses (forwarded to the sampler)."""
-        self.epoch = epoch
-        if self.sampler is not None and hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(epoch)
-
-    def resume_at(self, batches: int) -> None:
-        """Make the next pass over the current epoch start at batch ``batches``, as if the earlier ones
-        had been taken: its order and augmentation draws are those of an uninterrupted pass."""
-        if not 0 <= batches <= len(self):
-            raise ValueError(f"cannot resume at batch {batches} of an epoch of {len(self)} batches")
-        self._start_batch = batches
-
-    def epoch_order(self, epoch: int) -> torch.Tensor:
-        """The dataset indices, in order, that epoch ``epoch`` visits (int64, CPU)."""
-        if self.sampler is not None:
-            if hasattr(self.sampler, "set_epoch"):
-                self.sampler.set_epoch(epoch)
-            return torch.as_tensor(list(iter(self.sampler)), dtype=torch.int64)
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(shuffle_seed(self.seed, epoch))
-            return torch.randperm(len(self.dataset), generator=generator)
-        return torch.arange(len(self.dataset))
-
-    def _num_examples(self) -> int:
-        return len(self.sampler) if self.sampler is not None else len(self.dataset)
-
-    def __len__(self) -> int:
-        n = self._num_examples()
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+    def _dataset_len(self) -> int:
+        return len(self.dataset)
 
     def _augment_generator(self, epoch: int) -> torch.Generator:
         # A stream apart from the shuffle's; each distributed rank draws its own boxes and flips.
@@ -209,18 +243,16 @@ class BatchLoader:
             transform(x, generator)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        epoch, start = self.epoch, self._start_batch
-        self._start_batch, self.batches_done = 0, start
-        order = self.epoch_order(epoch)
+        epoch, start, batches = self._begin()
         generator = self._augment_generator(epoch) if self.transforms else None
-        for batch in range(len(self)):
-            index = order[batch * self.batch_size : (batch + 1) * self.batch_size]
+        for batch, index in enumerate(batches):
             if batch < start:
                 if generator is not None:
                     self._replay(index, generator)
                 continue
             self.batches_done = batch + 1
-            yield self._batch(index, generator)
-        self.epoch = epoch + 1
-        if self.sampler is not None and hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(self.epoch)
+            began = time.perf_counter()
+            out = self._batch(index, generator)
+            self.wait_s += time.perf_counter() - began
+            yield out
+        self._finish(epoch)

@@ -39,6 +39,7 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 Schedule = Literal["constant", "step", "cosine"]
 SchedulePer = Literal["epoch", "step"]
+Interpolation = Literal["bilinear", "bicubic"]  # resampling filters of densenet.data.photos
 Init = Literal["xavier", "torchvision", "pytorch", "builder"]  # densenet.models.common.INITS, plus "builder"
 
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -96,23 +97,38 @@ class ModelArgs:
 
 @dataclass
 class DataArgs:
-    """Which data, at which size, with which augmentation."""
+    """Which data, at which size, with which augmentation, read how."""
 
-    dataset: str = "fashion-mnist"  # fashion-mnist, mnist, cifar-10, cifar-100, or image-folder
+    dataset: str = "fashion-mnist"  # fashion-mnist, mnist, cifar-10, cifar-100, image-folder, or csv (--labels)
     data_dir: str | None = None  # folder with the dataset's files (overrides $DENSENET_DATA and the cache)
-    resize: PositiveInt | None = 96  # side length images are resized to once, before training; None keeps native size
+    labels: str | None = None  # label CSV for --dataset csv (path,label / labels / 0/1 columns), or ImageNet val labels
+    resize: PositiveInt | None = 96  # image side: built-in datasets are resized once; photos are cropped to it
     normalize: bool = False  # subtract the dataset mean / divide by std (the textbook does not)
     train_subset: PositiveInt | None = None  # train on a seeded, class-balanced draw of N training images
     test_subset: PositiveInt | None = None  # test on a seeded, class-balanced draw of N test images
     random_crop_padding: int = 0  # CIFAR-style random crop with this zero padding (0 = off)
-    hflip: bool = False  # random horizontal flip
+    hflip: bool | None = None  # random horizontal flip; unset: on for photos (image-folder, csv), off otherwise
     random_erasing: float = 0.0  # probability of random erasing per image (0 = off)
     download: bool = True  # download from the upstream address when no local copy is found
+    stream: bool | None = None  # photos: decode per sample in workers; unset: stream what does not fit in memory
+    workers: int | None = None  # photo decoding processes; unset: min(CPU cores, 8); 0 decodes in the main process
+    rrc_scale: PositiveFloat = 0.08  # photos: RandomResizedCrop's smallest area fraction (scale=(S, 1))
+    color_jitter: float = 0.0  # photos: brightness, contrast and saturation jitter strength (0 = off)
+    lighting: float = 0.0  # photos: AlexNet-style PCA lighting noise std (the paper's code used 0.1; 0 = off)
+    crop_pct: PositiveFloat = 0.875  # photos, evaluation: short side resized to round(resize / crop_pct), centre crop
+    interpolation: Interpolation = "bilinear"  # photos: resampling filter, bilinear or bicubic
+    keep_aspect: bool = True  # photos: random/centre crops; --no-keep-aspect stretches to a square (older runs)
+    strict: bool = False  # photos: decode every picture before training and stop at the first unreadable one
 
     def __post_init__(self) -> None:
         validate_fields(self, "data")
         _check(self.random_crop_padding >= 0, "data.random_crop_padding must be >= 0")
         _check(0.0 <= self.random_erasing <= 1.0, "data.random_erasing is a probability in [0, 1]")
+        _check(self.workers is None or self.workers >= 0, f"data.workers must be >= 0, got {self.workers}")
+        _check(self.rrc_scale <= 1, f"data.rrc_scale is an area fraction in (0, 1], got {self.rrc_scale}")
+        _check(self.crop_pct <= 1, f"data.crop_pct is a fraction in (0, 1], got {self.crop_pct}")
+        _check(self.color_jitter >= 0 and self.lighting >= 0, "data.color_jitter and data.lighting must be >= 0")
+        _check(self.dataset != "csv" or bool(self.labels), "--dataset csv needs --labels FILE.csv (and --data-dir)")
 
 
 @dataclass

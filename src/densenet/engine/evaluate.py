@@ -16,10 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from densenet.data import BatchLoader
+from densenet.engine.data import evaluation_loader
 from densenet.engine.distributed import DistContext, all_reduce_sum
 from densenet.engine.logging import plot_confusion
-from densenet.engine.setup import load_split
 from densenet.rundir import CONFUSION_PNG, EVALUATION_FILE, load, read_config, write_json
 
 
@@ -99,11 +98,12 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, test_subset: 
     model = load(run_dir)
     card = model.card
     config = read_config(run_dir)
+    pre = card.preprocessing  # the transform the run recorded is the truth, also for older run directories
     data = dataclasses.replace(config.data, data_dir=data_dir or config.data.data_dir, test_subset=test_subset,
-                               resize=card.preprocessing.image_size)
+                               resize=pre.image_size, keep_aspect=pre.resize == "center-crop",
+                               crop_pct=pre.crop_pct, interpolation=pre.interpolation)
     config = dataclasses.replace(config, data=data)
-    test = load_split(config, "test")
-    loader = BatchLoader(test, batch_size, shuffle=False, device=torch.device("cpu"), normalize=config.data.normalize)
+    loader = evaluation_loader(config, pre.mean, pre.std, batch_size)
     result = evaluate(model, loader, len(card.classes))
     out = {
         "accuracy": result["accuracy"],

@@ -16,8 +16,9 @@ from densenet.rundir import load
 def predict(run_dir: str | Path, images: Sequence[str | Path], top_k: int = 5) -> list[dict[str, Any]]:
     """Top-k classes for each picture file, preprocessed exactly as the training data was.
 
-    Any size or mode is accepted: the picture is converted to the run's channels, resized to its
-    image size and normalized with its mean and std (all read from ``model.json``).
+    Any size or mode is accepted: the picture is converted to the run's channels, resized and cropped
+    by the evaluation transform recorded in ``model.json`` (:meth:`~densenet.rundir.Preprocessing.transform`)
+    and normalized with its mean and std.
 
     Args:
         run_dir: The ``--out`` folder of a finished ``densenet train``.
@@ -31,18 +32,19 @@ def predict(run_dir: str | Path, images: Sequence[str | Path], top_k: int = 5) -
     Raises:
         RunDirError: if ``run_dir`` is not a complete run directory.
     """
-    from densenet.data import open_image, preprocess_image
+    from densenet.data.photos import decode
 
     model = load(run_dir)
     card = model.card
     pre = card.preprocessing
+    transform = pre.transform()
     mean = torch.tensor(pre.mean).view(-1, 1, 1)
     std = torch.tensor(pre.std).view(-1, 1, 1)
     k = min(top_k, len(card.classes))
     results: list[dict[str, Any]] = []
     for path in images:
         try:
-            image = preprocess_image(open_image(path), pre.channels, pre.image_size)
+            image = transform(decode(path, pre.channels, transform.decode_size()))
         except DataError as exc:
             results.append({"file": str(path), "error": str(exc)})
             continue

@@ -1,107 +1,26 @@
-"""Builders that turn a :class:`TrainConfig` into data loaders, a model, an optimizer and a schedule."""
+"""Builders that turn a :class:`TrainConfig` into a model, an optimizer and a schedule.
+
+The data loaders are built by :mod:`densenet.engine.data`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from densenet.data import IMAGE_FOLDER, BatchLoader, ImageDataset, load_dataset
 from densenet.engine.config import TrainConfig
-from densenet.engine.distributed import DistContext
 from densenet.errors import ConfigError
 from densenet.models import create_model
 from densenet.rundir import ModelCard, Preprocessing
 
 
-@dataclass
-class TrainData:
-    """The loaded datasets and their loaders."""
-
-    train: ImageDataset
-    test: ImageDataset
-    train_loader: BatchLoader
-    test_loader: BatchLoader
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.train.classes)
-
-    @property
-    def channels(self) -> int:
-        return int(self.train.images.shape[1])
-
-    @property
-    def image_size(self) -> int:
-        return int(self.train.images.shape[-1])
-
-
-def load_split(config: TrainConfig, split: str, log: Callable[[str], None] | None = None,
-               progress: bool = False) -> ImageDataset:
-    """Load one split of the configured dataset (found by :func:`~densenet.data.load_dataset`'s lookup),
-    resized once, with the configured subset.
-
-    With ``progress``, a bar counts the pictures decoded or resized (the slow part for big folders).
-    """
-    d = config.data
-    if d.dataset == IMAGE_FOLDER and not d.data_dir:
-        raise ConfigError("--dataset image-folder needs --data-dir pointing at a folder with one subfolder per class")
-    if log:
-        log(f"loading {d.dataset} {split} split" + (f" from {d.data_dir}" if d.data_dir else ""))
-    with progress_bar(None, f"preparing the {split} split", progress, unit="img") as bar:
-        ds = load_dataset(d.dataset, split, d.data_dir, download=d.download, image_size=d.resize, progress=bar.update)
-    n = d.train_subset if split == "train" else d.test_subset
-    if n is not None:
-        if n > len(ds):
-            raise ConfigError(f"--{split}-subset {n} is larger than the {split} set ({len(ds)} images)")
-        ds = ds.subset(n, seed=config.run.seed)
-    return ds
-
-
-def build_data(config: TrainConfig, ctx: DistContext, log: Callable[[str], None] | None = None,
-               progress: bool = False) -> TrainData:
-    """Load both splits and wrap them in loaders; under DDP each rank gets its own shard."""
-    train, test = load_split(config, "train", log, progress), load_split(config, "test", log, progress)
-    run, d = config.run, config.data
-    # The same sampler alone or under torchrun: epoch e's order is randperm(seed + e) and rank r takes
-    # every world_size-th index, so two ranks with batch b see exactly the batches of one process with 2b.
-    sampler = DistributedSampler(train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
-                                 seed=run.seed, drop_last=False)
-    common = dict(device=ctx.device, normalize=d.normalize)
-    train_loader = BatchLoader(train, run.batch_size, shuffle=True, seed=run.seed, sampler=sampler,
-                               augment=augmentation(config), **common)
-    # The test set is split into contiguous shards with no padding, so each image counts once.
-    test_loader = BatchLoader(_shard(test, ctx), max(run.batch_size, 256), shuffle=False, **common)
-    return TrainData(train, test, train_loader, test_loader)
-
-
-def augmentation(config: TrainConfig) -> Any:
-    """The training-time augmentation the config asks for (``None`` when off)."""
-    from densenet.data.loader import Augment
-
-    d = config.data
-    if not (d.random_crop_padding or d.hflip or d.random_erasing):
-        return None
-    return Augment(crop_padding=d.random_crop_padding, hflip=0.5 if d.hflip else 0.0, erasing=d.random_erasing)
-
-
-def _shard(ds: ImageDataset, ctx: DistContext) -> ImageDataset:
-    if not ctx.enabled:
-        return ds
-    n = len(ds)
-    lo, hi = n * ctx.rank // ctx.world_size, n * (ctx.rank + 1) // ctx.world_size
-    return dataclasses.replace(ds, images=ds.images[lo:hi], labels=ds.labels[lo:hi])
-
-
-def build_model(config: TrainConfig, data: TrainData) -> nn.Module:
+def build_model(config: TrainConfig, data: Any) -> nn.Module:
     """Create the configured model for the data's channels and classes, initialized as ``model.init`` says.
 
     The initialization happens when the model is built; a resumed run then loads its checkpoint over it, so
@@ -158,16 +77,22 @@ def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(config, e))
 
 
-def model_card(config: TrainConfig, data: TrainData) -> ModelCard:
-    """What ``model.json`` needs to rebuild the model and preprocess new images like the training data."""
-    ds = data.train
-    normalize = config.data.normalize
+def model_card(config: TrainConfig, data: Any) -> ModelCard:
+    """What ``model.json`` needs to rebuild the model and preprocess new images like the test data
+    (``data`` is the run's :class:`~densenet.engine.data.TrainData`)."""
+    from densenet.engine.data import is_photos
+
+    d = config.data
     pre = Preprocessing(channels=data.channels, image_size=data.image_size,
-                        mean=list(ds.mean) if normalize else [0.0] * data.channels,
-                        std=list(ds.std) if normalize else [1.0] * data.channels)
+                        mean=list(data.mean) if d.normalize else [0.0] * data.channels,
+                        std=list(data.std) if d.normalize else [1.0] * data.channels)
+    if is_photos(config) and d.keep_aspect:
+        pre = dataclasses.replace(pre, resize="center-crop", crop_pct=d.crop_pct, interpolation=d.interpolation)
+    elif is_photos(config):
+        pre = dataclasses.replace(pre, interpolation=d.interpolation)
     kwargs = {**config.model.kwargs, "in_channels": data.channels, "num_classes": data.num_classes}
-    return ModelCard(model=config.model.name, model_kwargs=kwargs, classes=list(ds.classes), preprocessing=pre,
-                     dataset=config.data.dataset)
+    return ModelCard(model=config.model.name, model_kwargs=kwargs, classes=list(data.classes), preprocessing=pre,
+                     dataset=d.dataset)
 
 
 def progress_bar(total: int | None, desc: str, enabled: bool, initial: int = 0, unit: str = "batch") -> tqdm:

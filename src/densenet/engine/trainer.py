@@ -22,6 +22,7 @@ from torch import nn
 
 from densenet.engine import checkpoint as ckpt
 from densenet.engine.config import TrainConfig
+from densenet.engine.data import TrainData, build_data
 from densenet.engine.distributed import (
     DistContext,
     all_reduce_sum,
@@ -35,8 +36,6 @@ from densenet.engine.interrupts import GracefulInterrupts
 from densenet.engine.logging import MetricsLog, TensorBoardLog, plot_curves
 from densenet.engine.performance import autocast_context, make_grad_scaler, prepare_model, resolve
 from densenet.engine.setup import (
-    TrainData,
-    build_data,
     build_model,
     build_optimizer,
     build_scheduler,
@@ -156,6 +155,10 @@ class Trainer:
         model_info(cfg.model.name)  # an unknown name fails here, not after loading (or downloading) the data
         torch.manual_seed(cfg.run.seed)
         self.data: TrainData = build_data(cfg, ctx, self.log, self.progress)
+        if self.data.multilabel:
+            raise ConfigError(f"{cfg.data.labels} gives pictures several labels each; training on multi-label data "
+                              "is not supported yet: give each picture one `label`")
+        self._steps_run = 0
         self.model = build_model(cfg, self.data).to(ctx.device)
         self.perf = resolve(cfg.run, ctx.device)
         self.optimizer = build_optimizer(cfg, self.model)
@@ -334,6 +337,7 @@ class Trainer:
                                   before_backward=stop_if_diverged)
         if self.step_schedule:
             self.scheduler.step()
+        self._steps_run += 1
         return loss, logits
 
     # -- output ------------------------------------------------------------------------------------
@@ -374,6 +378,11 @@ class Trainer:
             "dataset": self.config.data.dataset,
             "run_dir": str(self.run_dir),
             "interrupted": self.interrupted,
+            # Seconds this process's training loop waited for batches (decoding, transfer), in all and per step.
+            "data_wait_s": round(self.data.data_wait_s(), 3),
+            "data_wait_per_step_s": round(self.data.data_wait_s() / max(self._steps_run, 1), 6),
+            "data_paths": self.data.paths,
+            "bad_files": len(self.data.bad_files()),
         }
         if self.ctx.is_main and rows:
             save_model(self.run_dir, self.model, model_card(self.config, self.data))
@@ -389,7 +398,7 @@ class Trainer:
         what = f"resuming after epoch {start}" if start or partial else "training"
         if partial is not None:
             what += f" and {partial.batches} batches of epoch {partial.epoch}"
-        return (f"{what}: {cfg.model.name} on {cfg.data.dataset} ({len(self.data.train)} train / "
-                f"{len(self.data.test)} test images at {self.data.image_size}px), {cfg.run.epochs} epochs, "
+        return (f"{what}: {cfg.model.name} on {cfg.data.dataset} ({self.data.num_train} train / "
+                f"{self.data.num_test} test images at {self.data.image_size}px), {cfg.run.epochs} epochs, "
                 f"batch {cfg.run.batch_size}, lr {cfg.optim.lr}, {self.ctx.device}, precision {p.precision}, "
                 f"channels_last {p.channels_last}, compile {p.compile}, world size {self.ctx.world_size}")

@@ -19,19 +19,37 @@ FORMAT_VERSION = 1
 
 @dataclass
 class Preprocessing:
-    """How an image becomes a model input: mode, size and normalization.
+    """How an image becomes a model input: mode, size, resizing and normalization.
 
     Attributes:
         channels: 1 (grayscale) or 3 (RGB).
-        image_size: Side of the square the image is resized to (bilinear).
+        image_size: Side of the square input.
         mean: Per-channel mean subtracted after scaling pixels to [0, 1].
         std: Per-channel std divided by.
+        resize: ``"stretch"``: resized to ``image_size`` squared (built-in datasets, and run directories
+            written before the photo pipeline); ``"center-crop"``: the short side resized to
+            ``round(image_size / crop_pct)``, then a centre crop (photos).
+        crop_pct: The centre crop's fraction of the resized short side.
+        interpolation: ``"bilinear"`` or ``"bicubic"``.
     """
 
     channels: int
     image_size: int
     mean: list[float] = field(default_factory=lambda: [0.0])
     std: list[float] = field(default_factory=lambda: [1.0])
+    resize: str = "stretch"
+    crop_pct: float = 1.0
+    interpolation: str = "bilinear"
+
+    def transform(self) -> Any:
+        """The :class:`~densenet.data.photos.EvalTransform` evaluation used: the one ``predict`` and exports apply."""
+        from densenet.data.photos import EvalTransform
+
+        if self.resize not in ("stretch", "center-crop"):
+            raise RunDirError(f"model.json: unknown preprocessing resize {self.resize!r}; expected stretch or "
+                              "center-crop")
+        return EvalTransform(self.image_size, self.crop_pct, self.interpolation,  # type: ignore[arg-type]
+                             keep_aspect=self.resize == "center-crop")
 
 
 @dataclass

@@ -1,0 +1,270 @@
+"""The configured data, loaded and batched: built-in datasets in memory, photo collections streamed or held.
+
+Built-in datasets (Fashion-MNIST, MNIST, CIFAR) keep their exact path: decoded, resized once and held
+in memory as uint8 (:class:`~densenet.data.loader.BatchLoader`). Photo collections (``image-folder``,
+``csv``) go through :mod:`densenet.data.stream`: each split is held in memory when its decoded
+pictures fit the memory budget, and streamed from disk by worker processes otherwise
+(``--stream``/``--no-stream`` force the choice; the log says which path was taken and why).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.data.distributed import DistributedSampler
+
+from densenet.data import IMAGE_FOLDER, BatchLoader, ImageDataset, load_dataset
+from densenet.data.catalogue import ImageList
+from densenet.data.datasets import IMAGENET_MEAN, IMAGENET_STD
+from densenet.data.images import available_memory, list_image_folder
+from densenet.data.labels import read_label_file
+from densenet.data.photos import EvalTransform, TrainTransform
+from densenet.data.stream import PhotoDataset, PhotoLoader, default_workers
+from densenet.engine.config import TrainConfig
+from densenet.engine.distributed import DistContext
+from densenet.engine.setup import progress_bar
+from densenet.errors import ConfigError, DataError
+
+__all__ = ["CSV", "PHOTO_DATASETS", "TrainData", "build_data", "is_photos", "load_split", "memory_budget"]
+
+CSV = "csv"
+PHOTO_DATASETS = (IMAGE_FOLDER, CSV)
+# A photo split is held in memory when its decoded pictures take at most this fraction of the available memory.
+MEMORY_FRACTION = 0.25
+BUDGET_ENV = "DENSENET_MEMORY_BUDGET"  # bytes (suffixes K, M, G allowed): overrides the fraction, e.g. for tests
+
+
+@dataclass
+class TrainData:
+    """The loaders of both splits and what the model and the model card need to know about the data."""
+
+    train_loader: BatchLoader | PhotoLoader
+    test_loader: BatchLoader | PhotoLoader
+    classes: list[str]
+    channels: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    num_train: int
+    num_test: int
+    paths: dict[str, str] = field(default_factory=dict)  # split -> "memory" or "stream"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def multilabel(self) -> bool:
+        return isinstance(self.train_loader, PhotoLoader) and self.train_loader.dataset.files.multilabel
+
+    def bad_files(self) -> dict[str, str]:
+        """Unreadable pictures skipped so far (path -> why), over both splits."""
+        out: dict[str, str] = {}
+        for loader in (self.train_loader, self.test_loader):
+            out.update(getattr(loader, "bad_files", {}))
+        return out
+
+    def data_wait_s(self) -> float:
+        """Seconds the training loop waited for training batches so far."""
+        return self.train_loader.wait_s
+
+
+def is_photos(config: TrainConfig) -> bool:
+    return config.data.dataset in PHOTO_DATASETS
+
+
+def load_split(config: TrainConfig, split: str, log: Callable[[str], None] | None = None,
+               progress: bool = False) -> ImageDataset:
+    """Load one split of a built-in dataset (found by :func:`~densenet.data.load_dataset`'s lookup),
+    resized once, with the configured subset. With ``progress``, a bar counts the pictures resized."""
+    d = config.data
+    if log:
+        log(f"loading {d.dataset} {split} split" + (f" from {d.data_dir}" if d.data_dir else ""))
+    with progress_bar(None, f"preparing the {split} split", progress, unit="img") as bar:
+        ds = load_dataset(d.dataset, split, d.data_dir, download=d.download, image_size=d.resize, progress=bar.update)
+    n = d.train_subset if split == "train" else d.test_subset
+    if n is not None:
+        if n > len(ds):
+            raise ConfigError(f"--{split}-subset {n} is larger than the {split} set ({len(ds)} images)")
+        ds = ds.subset(n, seed=config.run.seed)
+    return ds
+
+
+def build_data(config: TrainConfig, ctx: DistContext, log: Callable[[str], None] | None = None,
+               progress: bool = False) -> TrainData:
+    """Load both splits and wrap them in loaders; under DDP each rank gets its own shard."""
+    if is_photos(config):
+        return _photo_data(config, ctx, log or (lambda _: None), progress)
+    train, test = load_split(config, "train", log, progress), load_split(config, "test", log, progress)
+    run, d = config.run, config.data
+    common = dict(device=ctx.device, normalize=d.normalize)
+    sampler = _sampler(len(train), config, ctx)
+    train_loader = BatchLoader(train, run.batch_size, shuffle=True, seed=run.seed, sampler=sampler,
+                               augment=augmentation(config), **common)
+    # The test set is split into contiguous shards with no padding, so each image counts once.
+    test_loader = BatchLoader(_shard(test, ctx), max(run.batch_size, 256), shuffle=False, **common)
+    return TrainData(train_loader, test_loader, train.classes, train.channels, train.image_size, train.mean, train.std,
+                     len(train), len(test), {"train": "memory", "test": "memory"})
+
+
+def _sampler(n: int, config: TrainConfig, ctx: DistContext) -> DistributedSampler:
+    # The same sampler alone or under torchrun: epoch e's order is randperm(seed + e) and rank r takes
+    # every world_size-th index, so two ranks with batch b see exactly the batches of one process with 2b.
+    return DistributedSampler(range(n), num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                              seed=config.run.seed, drop_last=False)
+
+
+def augmentation(config: TrainConfig) -> Any:
+    """The batch augmentation of a built-in dataset the config asks for (``None`` when off)."""
+    from densenet.data.loader import Augment
+
+    d = config.data
+    if not (d.random_crop_padding or d.hflip or d.random_erasing):
+        return None
+    return Augment(crop_padding=d.random_crop_padding, hflip=0.5 if d.hflip else 0.0, erasing=d.random_erasing)
+
+
+def _shard(ds: ImageDataset, ctx: DistContext) -> ImageDataset:
+    if not ctx.enabled:
+        return ds
+    lo, hi = _shard_range(len(ds), ctx)
+    return dataclasses.replace(ds, images=ds.images[lo:hi], labels=ds.labels[lo:hi])
+
+
+def _shard_range(n: int, ctx: DistContext) -> tuple[int, int]:
+    return n * ctx.rank // ctx.world_size, n * (ctx.rank + 1) // ctx.world_size
+
+
+def photo_files(config: TrainConfig, split: str) -> ImageList:
+    """One split of the configured photo collection as files and labels, with the configured subset."""
+    d = config.data
+    if not d.data_dir:
+        raise ConfigError(f"--dataset {d.dataset} needs --data-dir pointing at the pictures")
+    if d.dataset == CSV:
+        files = read_label_file(d.data_dir, d.labels, split)
+    else:
+        files = list_image_folder(d.data_dir, split, d.labels)
+    n = d.train_subset if split == "train" else d.test_subset
+    if n is not None:
+        if n > len(files):
+            raise ConfigError(f"--{split}-subset {n} is larger than the {split} set ({len(files)} pictures)")
+        generator = torch.Generator().manual_seed(config.run.seed)
+        files = files.select(torch.randperm(len(files), generator=generator)[:n].sort().values)
+    return files
+
+
+def photo_transforms(config: TrainConfig) -> tuple[TrainTransform, EvalTransform]:
+    """The training and evaluation transforms of a photo collection."""
+    d = config.data
+    if d.resize is None:
+        raise ConfigError(f"--dataset {d.dataset} needs --resize, the side of the square the network sees (e.g. 224)")
+    hflip = 0.5 if d.hflip is None or d.hflip else 0.0
+    train = TrainTransform(d.resize, (d.rrc_scale, 1.0), hflip=hflip, color_jitter=d.color_jitter, lighting=d.lighting,
+                           interpolation=d.interpolation, keep_aspect=d.keep_aspect)
+    test = EvalTransform(d.resize, d.crop_pct if d.keep_aspect else 1.0, d.interpolation, keep_aspect=d.keep_aspect)
+    return train, test
+
+
+def memory_budget() -> int | None:
+    """Bytes a photo split may take in memory: ``$DENSENET_MEMORY_BUDGET``, else a quarter of what is available."""
+    text = os.environ.get(BUDGET_ENV)
+    if text:
+        units = {"K": 2**10, "M": 2**20, "G": 2**30}
+        try:
+            scale = units.get(text[-1].upper(), 1)
+            return int(float(text[:-1] if text[-1].upper() in units else text) * scale)
+        except ValueError:
+            raise ConfigError(f"${BUDGET_ENV} must be a number of bytes (K, M, G suffixes allowed), "
+                              f"got {text!r}") from None
+    have = available_memory()
+    return None if have is None else int(MEMORY_FRACTION * have)
+
+
+def _choose_path(config: TrainConfig, dataset: PhotoDataset, split: str) -> tuple[bool, str]:
+    """(stream?, why) for one photo split."""
+    need, budget = dataset.decoded_bytes(), memory_budget()
+    size = f"{len(dataset):,} pictures need about {need / 2**20:,.1f} MiB decoded"
+    if config.data.stream:
+        return True, f"--stream ({size})"
+    if config.data.stream is False:
+        have = available_memory()
+        if have is not None and need > 0.8 * have:
+            raise DataError(f"{config.data.data_dir}: the {split} split's {size}, and this machine has "
+                            f"{have / 2**30:.1f} GiB available. --no-stream holds it in memory: leave out "
+                            "--no-stream to stream it from disk, choose a smaller --resize, or train on part of it")
+        return False, f"--no-stream ({size})"
+    if budget is None or need <= budget:
+        limit = "no memory limit is known" if budget is None else f"within the budget of {budget / 2**20:,.0f} MiB"
+        return False, f"{size}, {limit}"
+    return True, f"{size}, more than the in-memory budget of {budget / 2**20:,.0f} MiB"
+
+
+def _photo_split(config: TrainConfig, split: str, ctx: DistContext, log: Callable[[str], None],
+                 progress: bool) -> tuple[PhotoDataset, bool]:
+    """One photo split as a dataset (this rank's shard of the test split), in memory or to be streamed."""
+    d = config.data
+    files = photo_files(config, split)
+    if split == "test" and ctx.enabled:  # contiguous shards, no padding: each picture counts once
+        lo, hi = _shard_range(len(files), ctx)
+        files = files.select(torch.arange(lo, hi))
+    train_tf, test_tf = photo_transforms(config)
+    dataset = PhotoDataset(files, train_tf if split == "train" else test_tf, channels=3, seed=config.run.seed)
+    if d.strict:
+        _check_all(dataset, split, progress)
+    stream, why = _choose_path(config, dataset, split)
+    log(f"data: {'streaming' if stream else 'holding in memory'} the {split} split of {files.name}: {why}")
+    if not stream:
+        with progress_bar(len(dataset), f"decoding the {split} split", progress, unit="img") as bar:
+            dataset.load_into_memory(bar.update)
+    return dataset, stream
+
+
+def _check_all(dataset: PhotoDataset, split: str, progress: bool) -> None:
+    """--strict: decode every picture now and stop at the first that cannot be read."""
+    from densenet.data.photos import decode
+
+    with progress_bar(len(dataset), f"checking the {split} split", progress, unit="img") as bar:
+        for path in dataset.files.paths:
+            try:
+                decode(path, dataset.channels)
+            except DataError as exc:
+                raise DataError(f"--strict: {exc} Remove or replace it, or leave out --strict to skip such "
+                                "pictures.") from None
+            bar.update(1)
+
+
+def _photo_data(config: TrainConfig, ctx: DistContext, log: Callable[[str], None], progress: bool) -> TrainData:
+    run, d = config.run, config.data
+    train, train_streams = _photo_split(config, "train", ctx, log, progress)
+    test, test_streams = _photo_split(config, "test", ctx, log, progress)
+    if train.files.classes != test.files.classes:
+        raise DataError(f"{d.data_dir}: the train split has classes {train.files.classes} but the test split has "
+                        f"{test.files.classes}; both need the same class folders.")
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if d.normalize else ((0.0,) * 3, (1.0,) * 3)
+    workers = default_workers() if d.workers is None else d.workers
+    common = dict(mean=mean, std=std, device=ctx.device, workers=workers, warn=log)
+    train_loader = PhotoLoader(train, run.batch_size, shuffle=True, seed=run.seed,
+                               sampler=_sampler(len(train), config, ctx), **common)
+    test_loader = PhotoLoader(test, max(run.batch_size, 256), **common)
+    size = train.transform.size
+    return TrainData(train_loader, test_loader, train.files.classes, 3, size, IMAGENET_MEAN, IMAGENET_STD,
+                     len(train), len(test), {"train": "stream" if train_streams else "memory",
+                                             "test": "stream" if test_streams else "memory"})
+
+
+def evaluation_loader(config: TrainConfig, mean: list[float], std: list[float], batch_size: int = 256,
+                      log: Callable[[str], None] | None = None) -> BatchLoader | PhotoLoader:
+    """The test split as ``densenet evaluate`` sees it, on the CPU: prepared exactly as in training
+    (``mean``/``std`` are the model card's, zeros and ones when the run did not normalize)."""
+    if not is_photos(config):
+        test = load_split(config, "test")
+        return BatchLoader(test, batch_size, shuffle=False, device=torch.device("cpu"),
+                           normalize=config.data.normalize)
+    dataset, _ = _photo_split(config, "test", DistContext(), log or (lambda _: None), progress=False)
+    workers = default_workers() if config.data.workers is None else config.data.workers
+    return PhotoLoader(dataset, batch_size, mean=mean, std=std, workers=workers, warn=log)
