@@ -14,14 +14,16 @@ from PIL import Image, ImageDraw
 SHAPES = ("circle", "square", "triangle")
 
 
-def draw_shape(shape: str, size: int, rng: random.Random) -> Image.Image:
-    """One RGB picture of ``shape`` with random position, scale and colours."""
+def draw_shape(shape: str, size: int, rng: random.Random, aspect: float = 1.0) -> Image.Image:
+    """One RGB picture of ``shape`` with random position, scale and colours, ``size`` high and
+    ``round(size * aspect)`` wide."""
     background = tuple(rng.randrange(0, 90) for _ in range(3))
     color = tuple(rng.randrange(150, 256) for _ in range(3))
-    img = Image.new("RGB", (size, size), background)
+    width = round(size * aspect)
+    img = Image.new("RGB", (width, size), background)
     draw = ImageDraw.Draw(img)
-    r = rng.uniform(0.22, 0.4) * size
-    cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
+    r = rng.uniform(0.22, 0.4) * min(size, width)
+    cx, cy = rng.uniform(r, width - r), rng.uniform(r, size - r)
     if shape == "circle":
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=color)
     elif shape == "square":
@@ -33,15 +35,17 @@ def draw_shape(shape: str, size: int, rng: random.Random) -> Image.Image:
     return img
 
 
-def write_shapes_folder(root: str | Path, per_class: int = 100, size: int = 48, seed: int = 0) -> Path:
-    """Write ``root/<shape>/<i>.png`` pictures (one subfolder per class) and return ``root``."""
+def write_shapes_folder(root: str | Path, per_class: int = 100, size: int = 48, seed: int = 0,
+                        formats: tuple[str, ...] = ("png", "jpg", "bmp"), aspect: float = 1.0) -> Path:
+    """Write ``root/<shape>/<i>.<format>`` pictures (one subfolder per class, formats taking turns,
+    heights from ``size`` to ``size + 16``, ``aspect`` times as wide) and return ``root``."""
     rng = random.Random(seed)
     root = Path(root)
     for shape in SHAPES:
         (root / shape).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            fmt = ("png", "jpg", "bmp")[i % 3]
-            draw_shape(shape, size + rng.randrange(0, 17), rng).save(root / shape / f"{i:04d}.{fmt}")
+            fmt = formats[i % len(formats)]
+            draw_shape(shape, size + rng.randrange(0, 17), rng, aspect).save(root / shape / f"{i:04d}.{fmt}")
     return root
 
 
