@@ -13,7 +13,7 @@ for spec in "$@"; do
   name=$preset-seed$seed
   run=runs/records/$name
   out=docs/records/runs/$name
-  cmd="densenet train --preset $preset --seed $seed --out $run --no-progress ${EXTRA:-}"
+  cmd="OMP_WAIT_POLICY=$OMP_WAIT_POLICY densenet train --preset $preset --seed $seed --out $run --no-progress ${EXTRA:-}"
   echo "$(date -u +%H:%M:%S) start $name: $cmd (load $(cut -d' ' -f1-3 /proc/loadavg))"
   mkdir -p "$out"
   { lscpu | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|Flags):'

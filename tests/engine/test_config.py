@@ -21,7 +21,8 @@ def test_seed_preset_is_the_textbook_recipe():
     assert (c.data.dataset, c.data.resize, c.data.normalize) == ("fashion-mnist", 96, False)
     assert (c.run.batch_size, c.run.epochs) == (256, 10)
     assert (c.optim.lr, c.optim.momentum, c.optim.weight_decay, c.optim.schedule) == (0.1, 0.0, 0.0, "constant")
-    assert (c.data.random_crop_padding, c.data.hflip, c.data.random_erasing) == (0, False, 0.0)
+    # hflip unset means off for the built-in datasets
+    assert (c.data.random_crop_padding, bool(c.data.hflip), c.data.random_erasing) == (0, False, 0.0)
 
 
 def test_recommended_preset_is_a_better_recipe_for_the_same_network():
@@ -53,7 +54,7 @@ def test_cifar_presets_are_the_papers_recipe(name, dataset, augmented):
     if augmented:  # crop with 4-pixel padding and flips, no dropout
         assert (c.data.random_crop_padding, c.data.hflip, c.model.kwargs.get("drop_rate", 0.0)) == (4, True, 0.0)
     else:  # no augmentation: dropout 0.2 instead
-        assert (c.data.random_crop_padding, c.data.hflip, c.model.kwargs["drop_rate"]) == (0, False, 0.2)
+        assert (c.data.random_crop_padding, bool(c.data.hflip), c.model.kwargs["drop_rate"]) == (0, False, 0.2)
 
 
 def test_imagenet_preset_is_the_papers_recipe():
