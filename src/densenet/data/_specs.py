@@ -160,4 +160,5 @@ def get_spec(name: str) -> DatasetSpec:
         return DATASETS[name]
     except KeyError:
         known = ", ".join(sorted(DATASETS))
-        raise ConfigError(f"unknown dataset {name!r}; known datasets: {known}, or image-folder and csv for your own pictures") from None
+        raise ConfigError(f"unknown dataset {name!r}; known datasets: {known}, or image-folder and csv for your "
+                          "own pictures") from None
