@@ -22,7 +22,7 @@ def _imagenet_folder(root, flat_val: bool, per_class: int = 4):
         (root / "train" / wnid).mkdir(parents=True)
         for i in range(per_class):
             draw_shape(shape, 90, rng, aspect=4 / 3).save(root / "train" / wnid / f"{wnid}_{i}.JPEG")
-        for i in range(2):
+        for _ in range(2):
             image_id = f"ILSVRC2012_val_{len(rows) + 1:08d}"
             folder = root / "val" if flat_val else root / "val" / wnid
             folder.mkdir(parents=True, exist_ok=True)
