@@ -4,9 +4,12 @@
 - :mod:`~densenet.data.sources`: dataset specs, the lookup order, checksums and downloads.
 - :mod:`~densenet.data.datasets`: :class:`ImageDataset` and :func:`load_dataset`.
 - :mod:`~densenet.data.cifar`: the official CIFAR pickles, read with a restricted unpickler.
-- :mod:`~densenet.data.images`: image files, and the preprocessing shared by training and prediction.
+- :mod:`~densenet.data.images`: class folders, and the stretching preprocessing of the built-in datasets.
 - :mod:`~densenet.data.transforms`: resizing once, batch augmentation, normalization.
-- :mod:`~densenet.data.loader`: :class:`BatchLoader`.
+- :mod:`~densenet.data.loader`: the epoch plan every loader shares, and :class:`BatchLoader` (in memory).
+- Photo collections: :mod:`~densenet.data.catalogue` (a split as files and labels),
+  :mod:`~densenet.data.labels` (label files, ImageNet's val labels), :mod:`~densenet.data.photos`
+  (per-picture decoding and transforms) and :mod:`~densenet.data.stream` (worker-process loading).
 """
 
 from densenet.data.datasets import (

@@ -1,7 +1,9 @@
 """How a network is trained: configuration, the training loop, checkpoints, evaluation, and the fast path.
 
 - :mod:`~densenet.engine.config`: the typed configuration, the one source of every option, and the presets.
-- :mod:`~densenet.engine.setup`: data loaders, model, optimizer and schedule built from a configuration.
+- :mod:`~densenet.engine.data`: the configured data as loaders: built-in datasets in memory, photo collections
+  held or streamed (the choice, and why).
+- :mod:`~densenet.engine.setup`: model, optimizer and schedule built from a configuration.
 - :mod:`~densenet.engine.trainer`: :func:`train`, the loop, with ``on_batch_end``/``on_epoch_end`` callbacks.
 - :mod:`~densenet.engine.step`: the one training (and inference) step, shared with the benchmarks.
 - :mod:`~densenet.engine.checkpoint`, :mod:`~densenet.engine.logging`, :mod:`~densenet.engine.interrupts`:
