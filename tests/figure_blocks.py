@@ -9,10 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SEED_RUN = "docs/records/runs/d2l-fashion-mnist-seed0"
+RUNS = {  # generated block -> the run record it renders (scripts/record-runs.sh PRESET:SEED files them)
+    "seed-run": "docs/records/runs/d2l-fashion-mnist-seed0",
+    "recommended-run": "docs/records/runs/densenet-fashion-mnist-seed0",
+}
 BENCH = "docs/records/bench"
-PLACEHOLDER = (f"The record of this preset's run on the project's machine lands in `{SEED_RUN}/` "
-               "(re-measurement in progress, issue #18).\n")
 RUN_FILES = ("summary.json", "metrics.jsonl", "lscpu.txt", "command.txt")
 
 
@@ -26,14 +27,25 @@ def _lscpu(path: Path) -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in fields}
 
 
-def seed_run(run: Path) -> str:
+def placeholder(record: str) -> str:
+    """What a run's block holds until its record has a ``summary.json``."""
+    return (f"The record of this preset's run on the project's machine lands in `{record}/` "
+            "(re-measurement in progress, issue #18).\n")
+
+
+def run_record(root: Path, record: str) -> str:
     """A run record's header line and per-epoch table; the placeholder while the run has no ``summary.json``.
+
+    Args:
+        root: The repository root.
+        record: The record folder, relative to ``root``.
 
     Raises:
         FileNotFoundError: The record has ``summary.json`` but lacks another file of ``RUN_FILES``.
     """
+    run = root / record
     if not (run / "summary.json").exists():
-        return PLACEHOLDER
+        return placeholder(record)
     missing = [name for name in RUN_FILES if not (run / name).exists()]
     if missing:
         raise FileNotFoundError(f"{run} has summary.json but lacks {', '.join(missing)}; file the record again "
@@ -164,7 +176,7 @@ def renderers(root: Path) -> dict[str, tuple[str, Callable[[], str]]]:
     one = bench / "2026-11-28-backends-1thread-export-bench.json"
     two = bench / "2026-11-28-backends-2threads-export-bench.json"
     return {
-        "seed-run": ("README.md", lambda: seed_run(root / SEED_RUN)),
+        **{name: ("README.md", lambda record=record: run_record(root, record)) for name, record in RUNS.items()},
         "d2l-summary": ("README.md", d2l_summary),
         "bench-2026-12-01": ("BENCHMARKS.md", lambda: bench_results(bench)),
         "backends-1thread": ("BENCHMARKS.md", lambda: backends_1thread(one)),
