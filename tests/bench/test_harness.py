@@ -91,7 +91,8 @@ def test_memory_efficient_mode_needs_far_less_memory_than_plain() -> None:
 
 
 def test_compiled_memory_efficient_mode_keeps_eager_checkpointing_memory() -> None:
-    # Compiled whole, the checkpoints kept 0.42 of plain's memory on BC-190 (BENCHMARKS.md, result 3);
+    # Compiled whole, the checkpoints kept far more than eager checkpointing on BC-190 (BENCHMARKS.md, "How the fast
+    # path was chosen"; its figures had no record and are in git at d89e6ad);
     # the shared compiled transform inside eager checkpoints has to keep what eager checkpointing keeps.
     cfg = _config(model="densenet_bc100_k12", model_kwargs={"block_config": (8,)}, memory_efficient=True,
                   baseline="plain", batch_size=8, perf=PerfOptions(precision="fp32", compile=True))

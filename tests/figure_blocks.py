@@ -1,0 +1,184 @@
+"""The generated blocks of README.md and BENCHMARKS.md, each rendered from its record (see tests/figures.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RUNS = {  # generated block -> the run record it renders (scripts/record-runs.sh PRESET:SEED files them)
+    "seed-run": "docs/records/runs/d2l-fashion-mnist-seed0",
+    "recommended-run": "docs/records/runs/densenet-fashion-mnist-seed0",
+}
+BENCH = "docs/records/bench"
+RUN_FILES = ("summary.json", "metrics.jsonl", "lscpu.txt", "command.txt")
+
+
+def _json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def _lscpu(path: Path) -> dict[str, str]:
+    """``lscpu.txt`` as written by scripts/record-runs.sh: ``Key: value`` lines."""
+    fields = (line.split(":", 1) for line in path.read_text().splitlines() if ":" in line)
+    return {key.strip(): value.strip() for key, value in fields}
+
+
+def placeholder(record: str) -> str:
+    """What a run's block holds until its record has a ``summary.json``."""
+    return (f"The record of this preset's run on the project's machine lands in `{record}/` "
+            "(re-measurement in progress, issue #18).\n")
+
+
+def run_record(root: Path, record: str) -> str:
+    """A run record's header line and per-epoch table; the placeholder while the run has no ``summary.json``.
+
+    Args:
+        root: The repository root.
+        record: The record folder, relative to ``root``.
+
+    Raises:
+        FileNotFoundError: The record has ``summary.json`` but lacks another file of ``RUN_FILES``.
+    """
+    run = root / record
+    if not (run / "summary.json").exists():
+        return placeholder(record)
+    missing = [name for name in RUN_FILES if not (run / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"{run} has summary.json but lacks {', '.join(missing)}; file the record again "
+                                "with scripts/record-runs.sh")
+    summary = _json(run / "summary.json")
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    cpu = _lscpu(run / "lscpu.txt")
+    command = (run / "command.txt").read_text().splitlines()[0].strip()
+    compiled = "compiled" if summary["compiled"] else "not compiled"
+    lines = [f"`{command}` on {cpu['Model name']}, {cpu['CPU(s)']} CPUs (bf16/AMX flags: {cpu['bf16/AMX flags']}), "
+             f"{summary['precision']}, {compiled}, {summary['threads']} thread(s): final test accuracy "
+             f"**{summary['test_acc']:.3f}**, total time {summary['elapsed_s']:.1f} s "
+             f"({summary['elapsed_s'] / 60:.1f} min).", "",
+             "| epoch | loss | train acc | test acc | examples/s |", "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['epoch']} | {r['loss']:.3f} | {r['train_acc']:.3f} | {r['test_acc']:.3f} | "
+              f"{r['examples_per_sec']:.1f} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def d2l_summary() -> str:
+    """What ``densenet summary`` prints for the seed's network, and its error for an input too small."""
+    from densenet.cli.main import main
+
+    parts = []
+    for argv in (["summary", "d2l_densenet"], ["summary", "d2l_densenet", "--input-size", "1,28,28"]):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main(argv)
+        parts.append(f"$ densenet {' '.join(argv)}\n{out.getvalue()}{err.getvalue()}")
+    return "```\n" + "\n".join(parts) + "```\n"
+
+
+BENCH_ROWS = (  # (result, record stem, cell style): the 2026-12-01 re-measurement
+    ("1: d2l_densenet train, batch 256, vs naive", "result1-d2l-train", "speed"),
+    ("2: densenet121 infer, batch 1, vs naive", "result2-densenet121-infer", "speed"),
+    ("3 eager: BC-190 train, memory-efficient vs plain", "result3-bc190-eager", "memory"),
+    ("3 compiled", "result3-bc190-compiled", "memory"),
+)
+
+
+def _bench_cell(r: dict[str, Any], style: str, bold: bool) -> str:
+    em = "**" if bold else ""
+    # The CPU-time ratio from the medians, which the record keeps to 4 decimals (its cpu_time_speedup has 3:
+    # 1.325 would print as 1.32x where the medians give 1.3255).
+    cpu_ratio = r["baseline_median_cpu_s"] / r["median_cpu_s"]
+    if style == "speed":
+        memory = f"; memory {r['memory_ratio']:.3f}" if r["mode"] == "train" else ""
+        return f"{em}{r['speedup']:.2f}x{em} (CPU time {cpu_ratio:.2f}x){memory}"
+    cell = (f"{em}memory {r['memory_ratio']:.3f}, {r['speedup']:.3f} speed{em} ({1 - r['speedup']:.1%} slower; "
+            f"CPU time {cpu_ratio:.3f})")
+    if r["compiled"]:
+        cell += (f"; started {r['machine']['date'][11:16]} UTC, compilation {r['warmup_s']:.0f} s and "
+                 f"{r['baseline_warmup_s']:.0f} s")
+    return cell
+
+
+def bench_results(bench: Path) -> str:
+    """The 2026-12-01 results table: this branch's records against those of commit c6422db."""
+    lines = ["| result | command (all `--threads 1 --json`) | record | redesign (this branch) | before the redesign "
+             "(`c6422db`), same machine |", "|---|---|---|---|---|"]
+    for label, stem, style in BENCH_ROWS:
+        record = _json(bench / f"2026-12-01-{stem}.json")
+        command = record["machine"]["command"]
+        if " --threads 1" not in command or " --json" not in command:
+            raise ValueError(f"{stem}: the table's header says --threads 1 --json, the record ran {command!r}")
+        old = bench / f"2026-12-01-old-c6422db-{stem}.json"
+        before = _bench_cell(_json(old), style, bold=False) if old.exists() else "not run"
+        lines.append(f"| {label} | `{command.replace(' --threads 1', '').replace(' --json', '')}` | `{stem}` | "
+                     f"{_bench_cell(record, style, bold=True)} | {before} |")
+    return "\n".join(lines) + "\n"
+
+
+BACKENDS = {"eager_fp32": "eager fp32", "torch_fast": "fast path (channels_last + bf16 + compile)",
+            "onnxruntime": "ONNX Runtime fp32"}
+
+
+def _best(results: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    best: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in results:
+        key = (r["model"], r["batch_size"])
+        if r["backend"] != "eager_fp32" and (key not in best or r["speedup"] > best[key]["speedup"]):
+            best[key] = r
+    return best
+
+
+def backends_1thread(path: Path) -> str:
+    """The 2026-11-28 one-thread backends table and its goal line."""
+    results = _json(path)["results"]
+    best = _best(results)
+    lines = ["| model | input | batch | backend | images/s | median ms | vs eager fp32 |",
+             "|---|---|---:|---|---:|---:|---:|"]
+    for r in results:
+        ratio = f"{r['speedup']:.2f}x"
+        ratio = f"**{ratio}**" if best[(r["model"], r["batch_size"])] is r else ratio
+        lines.append(f"| {r['model']} | {'x'.join(map(str, r['input_size']))} | {r['batch_size']} | "
+                     f"{BACKENDS[r['backend']]} | {r['images_per_s']:.1f} | {r['median_ms']:.2f} | {ratio} |")
+    ones = [r for (_, batch), r in best.items() if batch == 1]
+    met = all(r["speedup"] >= 2 for r in ones)
+    ratios = ", ".join(f"{r['speedup']:.2f}x" for r in ones)
+    lines += ["", f"Goal \"best backend at batch 1 >= 2x eager fp32\": {'met' if met else 'not met'} for "
+              f"{'both models' if len(ones) == 2 else 'every model'} ({ratios})."]
+    return "\n".join(lines) + "\n"
+
+
+def backends_2threads(path: Path, other: Path) -> str:
+    """The 2026-11-28 two-thread backends table, and the largest logit differences of both backends runs."""
+    results = _json(path)["results"]
+    lines = ["| model | batch | eager fp32 img/s | fast path img/s | ONNX Runtime img/s |", "|---|---:|---:|---:|---:|"]
+    groups: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["model"], r["batch_size"]), {})[r["backend"]] = r
+    for (model, batch), row in groups.items():
+        eager, fast, ort = row["eager_fp32"], row["torch_fast"], row["onnxruntime"]
+        lines.append(f"| {model} | {batch} | {eager['images_per_s']:.1f} | {fast['images_per_s']:.1f} "
+                     f"({fast['speedup']:.1f}x) | {ort['images_per_s']:.1f} ({ort['speedup']:.1f}x) |")
+    both = results + _json(other)["results"]
+    ort = max(r["max_abs_diff"] for r in both if r["backend"] == "onnxruntime")
+    fast = max((r for r in both if r["backend"] == "torch_fast"), key=lambda r: r["max_abs_diff"])
+    ort_text = f"{ort:.1e}".replace("e-0", "e-")  # 2.1e-6, as people write it
+    lines += ["", f"Max abs difference vs eager fp32 logits, over both runs: ONNX Runtime <= {ort_text}; the bf16 "
+              f"fast path up to {fast['max_abs_diff']:.3f} ({fast['model']})."]
+    return "\n".join(lines) + "\n"
+
+
+def renderers(root: Path) -> dict[str, tuple[str, Callable[[], str]]]:
+    """Every generated block: its name -> (the doc that holds it, what renders it from its record)."""
+    bench = root / BENCH
+    one = bench / "2026-11-28-backends-1thread-export-bench.json"
+    two = bench / "2026-11-28-backends-2threads-export-bench.json"
+    return {
+        **{name: ("README.md", lambda record=record: run_record(root, record)) for name, record in RUNS.items()},
+        "d2l-summary": ("README.md", d2l_summary),
+        "bench-2026-12-01": ("BENCHMARKS.md", lambda: bench_results(bench)),
+        "backends-1thread": ("BENCHMARKS.md", lambda: backends_1thread(one)),
+        "backends-2threads": ("BENCHMARKS.md", lambda: backends_2threads(two, one)),
+    }
