@@ -6,8 +6,9 @@ The models know nothing of compilation. :func:`compile_in_place` installs compil
 ``state_dict`` keys, stays DDP-wrappable, and ``copy.deepcopy`` or pickling gives a plain eager copy.
 
 - A plain model is compiled whole.
-- A memory-efficient DenseNet is not: traced into the model's graph, Inductor's recomputation kept 3.5x
-  more alive in backward than eager checkpointing (BENCHMARKS.md, result 3). Its memory-efficient dense
+- A memory-efficient DenseNet is not: traced into the model's graph, Inductor's recomputation kept several
+  times more alive in backward than eager checkpointing (measured before the records of issue #18; see
+  BENCHMARKS.md, "How the fast path was chosen"). Its memory-efficient dense
   layers are called with ``transform=`` one shared compiled :meth:`DenseLayer.transform` (BN-ReLU-Conv;
   one graph per layer width, as parameter shapes are static), and checkpoint eagerly around it.
 - On the CPU, ``nn.MaxPool2d`` runs ATen's kernels (see :mod:`densenet.engine.maxpool`).
