@@ -216,9 +216,13 @@ class PhotoLoader(EpochPlan):
         self.bad_files: dict[str, str] = {}  # path -> why it was skipped
         self._pin = self.device.type == "cuda"
         self._plan = _Plan()
+        # DataLoader draws its workers' base seed at every iter() (once, with persistent workers) from
+        # `generator`, by default the global torch RNG that dropout uses: a private one keeps the run's
+        # random stream independent of the worker count and of where a resumed run restarted.
         self._loader = DataLoader(dataset, batch_sampler=self._plan, num_workers=workers, collate_fn=collate,
                                   pin_memory=self._pin, persistent_workers=workers > 0,
-                                  prefetch_factor=2 if workers > 0 else None)
+                                  prefetch_factor=2 if workers > 0 else None,
+                                  generator=torch.Generator().manual_seed(seed))
 
     def _dataset_len(self) -> int:
         return len(self.dataset)
