@@ -63,15 +63,20 @@ def write_photo_folder(root: Path, per_class: int = 12, classes: tuple[str, ...]
     return root
 
 
-def write_tiny_pngs(root: Path, count: int, size: int = 32, classes: tuple[str, ...] = tuple(CLASS_COLOURS)) -> Path:
-    """``count`` small RGB PNGs spread over ``classes`` (fast to write: a few values per picture)."""
-    rng = np.random.default_rng(0)
+def write_plain_pngs(root: Path, count: int, size: int = 32, classes: tuple[str, ...] = tuple(CLASS_COLOURS),
+                     seed: int = 0) -> Path:
+    """``count`` square RGB PNGs spread over ``classes``: the class colour with a block of another shade at a
+    random place. Flat areas compress, so the files stay small while a decoded picture takes 3 * size**2 bytes."""
+    rng = np.random.default_rng(seed)
     for name in classes:
         (root / name).mkdir(parents=True, exist_ok=True)
-    base = {name: np.array(CLASS_COLOURS[name], dtype=np.int16) for name in classes}
+    block = max(1, size // 3)
     for i in range(count):
         name = classes[i % len(classes)]
-        pixels = np.clip(base[name] + rng.integers(-30, 31, (size, size, 3)), 0, 255).astype(np.uint8)
+        pixels = np.empty((size, size, 3), dtype=np.uint8)
+        pixels[:] = CLASS_COLOURS[name]
+        x, y = rng.integers(0, size - block + 1, 2)
+        pixels[y : y + block, x : x + block] = rng.integers(0, 256, 3)
         Image.fromarray(pixels).save(root / name / f"{i:06d}.png", compress_level=1)
     return root
 
