@@ -146,6 +146,21 @@ def test_the_automatic_choice_follows_the_memory_budget(runs, folder, monkeypatc
         assert train_line.endswith("within the budget of 65,536 MiB")
 
 
+def test_under_torchrun_the_ranks_on_one_machine_share_the_automatic_budget(runs, monkeypatch):
+    """Each rank holds its own copy of a split kept in memory, so 4 ranks on a machine get a quarter each."""
+    monkeypatch.delenv(BUDGET_ENV, raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    config = read_config(runs["stream"]).replace({"data.stream": None, "data.workers": 0})
+    budgets = {}
+    for world in (1, 4):  # alone, LOCAL_WORLD_SIZE is not read; rank 0 of 4 builds its loaders without a group
+        lines: list[str] = []
+        data = build_data(config, DistContext(rank=0, world_size=world), lines.append)
+        line = next(line for line in lines if " the train split " in line)
+        budgets[world] = float(re.search(r"budget of ([\d,]+) MiB", line).group(1).replace(",", ""))
+        assert data.paths["train"] == "memory"
+    assert budgets[4] == pytest.approx(budgets[1] / 4, rel=0.05)
+
+
 def test_strict_fails_before_any_epoch_with_one_error_naming_the_bad_file(folder, tmp_path):
     result = run_cli("train", *RUN, "--data-dir", str(folder), "--strict", "--workers", "0", "--out",
                      str(tmp_path / "run"))
