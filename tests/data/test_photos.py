@@ -85,6 +85,20 @@ def test_alpha_and_palette_transparency_are_dropped_and_cmyk_becomes_rgb(tmp_pat
     assert np.abs(np.asarray(decode(tmp_path / "c.jpg", 3))[8, 8].astype(int) - [200, 40, 40]).max() <= 3
 
 
+def test_exif_orientation_is_applied_also_when_drafting(tmp_path):
+    """A phone's portrait JPEG: the pixels are stored landscape, EXIF orientation 6 says "turn 90 degrees"."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.jpg"
+    two_colour(400, 300, left=1 / 4).save(path, quality=95, exif=exif)
+    for short_side, size in ((None, (300, 400)), (70, (75, 100))):
+        img = decode(path, 3, short_side)
+        assert img.size == size  # portrait, as viewers show it (and drafted to a quarter with short_side 70)
+        pixels = np.asarray(img).astype(int)
+        top, bottom = pixels[: size[1] // 8], pixels[-size[1] // 2 :]
+        assert top[..., 0].mean() > 200 and bottom[..., 2].mean() > 200  # the red left quarter is now on top
+
+
 def test_unreadable_files_raise_a_data_error_naming_them(tmp_path):
     (tmp_path / "noise.png").write_bytes(bytes(range(256)) * 4)
     with pytest.raises(DataError, match="noise.png: cannot read the image"):
