@@ -11,7 +11,15 @@ from PIL import Image, ImageDraw
 from tests.photo_files import KINDS, SIZES, picture, save
 
 from densenet.data.images import preprocess_image
-from densenet.data.photos import EvalTransform, TrainTransform, convert_mode, decode, open_image, to_tensor
+from densenet.data.photos import (
+    EvalTransform,
+    TrainTransform,
+    convert_mode,
+    decode,
+    drafted_size,
+    open_image,
+    to_tensor,
+)
 from densenet.errors import ConfigError, DataError
 
 
@@ -285,6 +293,16 @@ def test_evaluation_of_a_drafted_jpeg_is_within_a_few_levels_of_the_full_decode(
     drafted, reference = tf(decode(path, 3, tf.decode_size())).int(), tf(full).int()
     diff = (drafted - reference).abs().float()
     assert diff.mean() < 1.0 and torch.quantile(diff.flatten(), 0.99) <= 4 and diff.max() <= 16
+
+
+@pytest.mark.parametrize(("width", "height", "short_side"), [
+    (2000, 1500, 256), (2037, 1554, 194), (475, 468, 234), (1830, 1831, 915), (640, 480, 100), (300, 200, 400)])
+def test_drafted_size_predicts_the_decoded_size_from_the_header_alone(tmp_path, width, height, short_side):
+    """The memory budget is judged from drafted_size; (2037, 1554) and (475, 468) are sizes where a simpler
+    rule (halve while the short side stays long enough) was off by a factor of 4."""
+    path = save(Image.new("RGB", (width, height), (90, 90, 90)), tmp_path / "p.jpg")
+    assert drafted_size(width, height, short_side) == decode(path, 3, short_side).size
+    assert min(drafted_size(width, height, short_side)) >= min(short_side, width, height)
 
 
 def test_drafting_is_only_for_jpegs_and_only_when_keeping_the_aspect(tmp_path):

@@ -105,6 +105,17 @@ def test_memory_mode_holds_what_decoded_bytes_predicted(files):
         assert dataset.decoded_bytes(probe=len(files)) == held, transform
 
 
+def test_decoded_bytes_counts_jpeg_draft_exactly_at_awkward_sizes(tmp_path):
+    """475x468 JPEGs drafted for a short side of 234: Pillow keeps them whole (475 // 238 = 1), which an estimate
+    that only halved the short side (468 // 2 >= 234) put at a quarter of that."""
+    transform = TrainTransform(64, scale=(0.1, 1.0))
+    assert transform.decode_size() == 234
+    paths = [save(picture(475, 468, (80, 80, 80), seed=i), tmp_path / f"{i}.jpg") for i in range(3)]
+    dataset = PhotoDataset(ImageList(paths, torch.zeros(3, dtype=torch.int64), ["a"], "awkward"), transform, 3)
+    dataset.load_into_memory()
+    assert dataset.decoded_bytes() == sum(t.numel() for t in dataset.memory) == 3 * 3 * 475 * 468
+
+
 def test_eval_batches_are_the_eval_transform_normalized_with_mean_and_std(files):
     tf = EvalTransform(32)
     batches = epochs(loader(files, tf, workers=2, shuffle=False, batch_size=16), which=(1,))[0]
