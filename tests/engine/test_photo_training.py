@@ -172,6 +172,19 @@ def test_strict_fails_before_any_epoch_with_one_error_naming_the_bad_file(folder
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_a_class_whose_pictures_are_all_unreadable_is_an_error_before_training(tmp_path):
+    root = write_photo_folder(tmp_path / "pics", per_class=4, classes=("red", "green"))
+    for i in range(3):
+        truncated_jpeg(root / "blue" / f"cut{i}.jpg")
+    random_bytes(root / "blue" / "noise.png")
+    (root / "blue" / "notes.txt").write_text("the only readable file, and not a picture\n")
+    result = run_cli("train", *RUN, "--data-dir", str(root), "--workers", "0", "--out", str(tmp_path / "run"))
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "class 'blue' has no readable training picture" in errors[0], result.stderr
+    assert str(root / "blue" / "cut") in errors[0] and "training: " not in result.stderr
+
+
 def test_a_run_stopped_mid_epoch_by_on_batch_end_resumes_bit_identical_with_no_workers(runs, tmp_path):
     config = read_config(runs["stream"]).replace({"data.workers": 0})
     seen: list[tuple[int, int]] = []

@@ -224,12 +224,35 @@ def _photo_split(config: TrainConfig, split: str, ctx: DistContext, log: Callabl
     dataset = PhotoDataset(files, train_tf if split == "train" else test_tf, channels=3, seed=config.run.seed)
     if d.strict:
         _check_all(dataset, split, progress)
+    elif split == "train" and not files.multilabel:
+        _check_classes(dataset)
     stream, why = _choose_path(config, dataset, split, ctx)
     log(f"data: {'streaming' if stream else 'holding in memory'} the {split} split of {files.name}: {why}")
     if not stream:
         with progress_bar(len(dataset), f"decoding the {split} split", progress, unit="img") as bar:
             dataset.load_into_memory(bar.update)
     return dataset, stream
+
+
+def _check_classes(dataset: PhotoDataset) -> None:
+    """Every class needs a readable training picture: decode each class's pictures until one reads (one
+    decode per class, unless a class holds only unreadable ones, which would silently train without it)."""
+    from densenet.data.photos import decode
+
+    files = dataset.files
+    for label, name in enumerate(files.classes):
+        members = (files.labels == label).nonzero().flatten().tolist()
+        first_error = None
+        for i in members:
+            try:
+                decode(files.paths[i], dataset.channels, dataset.transform.decode_size())
+                break
+            except DataError as exc:
+                first_error = first_error or str(exc)
+        else:
+            why = f"none of its {len(members)} can be read; the first: {first_error}" if members else "it has none"
+            raise DataError(f"{files.name}: class {name!r} has no readable training picture ({why}). Add readable "
+                            "pictures to it, or remove the class.")
 
 
 def _check_all(dataset: PhotoDataset, split: str, progress: bool) -> None:
