@@ -37,6 +37,7 @@ from densenet.data.stream import PhotoDataset, PhotoLoader
 from densenet.engine.data import BUDGET_ENV, build_data, photo_transforms
 from densenet.engine.distributed import DistContext
 from densenet.engine.predict import predict
+from densenet.engine.setup import model_card
 from densenet.engine.trainer import train
 from densenet.rundir import read_config
 
@@ -251,6 +252,18 @@ def test_predict_on_jpegs_of_other_aspect_ratios_gives_the_eval_paths_probabilit
                             mean=model.card.preprocessing.mean, std=model.card.preprocessing.std)
     (xs, _), = list(stretched)
     assert not torch.allclose(xs, x, atol=1e-3)
+
+
+@pytest.mark.parametrize(("flags", "resize", "crop_pct"), [({}, "center-crop", 0.875),
+                                                         ({"data.keep_aspect": False, "data.crop_pct": 1.0},
+                                                          "stretch", 1.0)])
+def test_model_json_records_the_evaluation_transform(runs, flags, resize, crop_pct):
+    """--no-keep-aspect --crop-pct 1 is the stretching path of older run directories; model.json says which."""
+    config = read_config(runs["stream"]).replace({"data.workers": 0, "data.interpolation": "bicubic", **flags})
+    data = build_data(config, DistContext())
+    pre = model_card(config, data).preprocessing
+    assert (pre.resize, pre.crop_pct, pre.interpolation, pre.image_size) == (resize, crop_pct, "bicubic", 32)
+    assert pre.transform() == photo_transforms(config)[1] == data.test_loader.dataset.transform
 
 
 def test_evaluate_gives_the_accuracy_of_the_last_test_pass(runs):
