@@ -27,8 +27,8 @@ from densenet.engine.config import Interpolation  # the one vocabulary of resamp
 from densenet.errors import ConfigError, DataError
 
 __all__ = [
-    "EvalTransform", "Interpolation", "TrainTransform", "convert_mode", "decode", "open_image", "sample_seed",
-    "to_tensor",
+    "EvalTransform", "Interpolation", "TrainTransform", "convert_mode", "decode", "drafted_size", "open_image",
+    "sample_seed", "to_tensor",
 ]
 
 _FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
@@ -77,6 +77,26 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
 
 
+def _draft_request(width: int, height: int, short_side: int) -> tuple[int, int] | None:
+    """The size :func:`open_image` asks ``Image.draft`` for: the picture scaled so its short side is ``short_side``."""
+    factor = short_side / min(width, height)
+    return (math.ceil(width * factor), math.ceil(height * factor)) if factor < 1 else None
+
+
+def drafted_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    """The size :func:`open_image` decodes a ``width`` x ``height`` JPEG at, without decoding it.
+
+    Pillow's JPEG draft takes the largest of the scales 1/8, 1/4, 1/2 that keeps both sides at least the
+    requested ones (``JpegImageFile.draft``).
+    """
+    request = None if short_side is None else _draft_request(width, height, short_side)
+    if request is None:
+        return width, height
+    fit = min(width // request[0], height // request[1])
+    scale = next(s for s in (8, 4, 2, 1) if fit >= s)
+    return -(-width // scale), -(-height // scale)
+
+
 def open_image(path: str | Path, short_side: int | None = None) -> Image.Image:
     """Open and fully decode a picture and apply its EXIF orientation (any mode).
 
@@ -90,11 +110,9 @@ def open_image(path: str | Path, short_side: int | None = None) -> Image.Image:
     """
     try:
         with Image.open(path) as img:
-            if short_side is not None and img.format == "JPEG":
-                w, h = img.size
-                factor = short_side / min(w, h)
-                if factor < 1:
-                    img.draft(img.mode, (math.ceil(w * factor), math.ceil(h * factor)))
+            request = None if short_side is None or img.format != "JPEG" else _draft_request(*img.size, short_side)
+            if request is not None:
+                img.draft(img.mode, request)
             img.load()
             # Phones store rotation in EXIF; honour it so the pixels match what viewers show.
             return ImageOps.exif_transpose(img)

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from densenet.data.catalogue import ImageList
 from densenet.data.loader import EpochPlan, Sampler
-from densenet.data.photos import EvalTransform, TrainTransform, decode, sample_seed, to_tensor
+from densenet.data.photos import EvalTransform, TrainTransform, decode, drafted_size, sample_seed, to_tensor
 from densenet.data.transforms import normalize as normalize_batch
 from densenet.errors import DataError
 
@@ -134,12 +134,7 @@ def _decoded_pixels(path: os.PathLike[str] | str, short_side: int | None) -> int
     """Pixels of a picture once decoded (with JPEG draft), from its header alone; 0 if unreadable."""
     try:
         with Image.open(path) as img:
-            w, h = img.size
-            if img.format == "JPEG" and short_side is not None and short_side < min(w, h):
-                scale = 1
-                while scale < 8 and min(w, h) // (scale * 2) >= short_side:
-                    scale *= 2
-                w, h = -(-w // scale), -(-h // scale)
+            w, h = drafted_size(*img.size, short_side) if img.format == "JPEG" else img.size
             return w * h
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return 0
@@ -216,9 +211,13 @@ class PhotoLoader(EpochPlan):
         self.bad_files: dict[str, str] = {}  # path -> why it was skipped
         self._pin = self.device.type == "cuda"
         self._plan = _Plan()
+        # DataLoader draws its workers' base seed at every iter() (once, with persistent workers) from
+        # `generator`, by default the global torch RNG that dropout uses: a private one keeps the run's
+        # random stream independent of the worker count and of where a resumed run restarted.
         self._loader = DataLoader(dataset, batch_sampler=self._plan, num_workers=workers, collate_fn=collate,
                                   pin_memory=self._pin, persistent_workers=workers > 0,
-                                  prefetch_factor=2 if workers > 0 else None)
+                                  prefetch_factor=2 if workers > 0 else None,
+                                  generator=torch.Generator().manual_seed(seed))
 
     def _dataset_len(self) -> int:
         return len(self.dataset)

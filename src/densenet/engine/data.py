@@ -170,8 +170,9 @@ def photo_transforms(config: TrainConfig) -> tuple[TrainTransform, EvalTransform
     return train, test
 
 
-def memory_budget() -> int | None:
-    """Bytes a photo split may take in memory: ``$DENSENET_MEMORY_BUDGET``, else a quarter of what is available."""
+def memory_budget(processes: int = 1) -> int | None:
+    """Bytes a photo split may take in memory: ``$DENSENET_MEMORY_BUDGET``, else a quarter of what is available,
+    shared by ``processes`` (the torchrun ranks on this machine, each of which holds its own copy)."""
     text = os.environ.get(BUDGET_ENV)
     if text:
         units = {"K": 2**10, "M": 2**20, "G": 2**30}
@@ -182,20 +183,27 @@ def memory_budget() -> int | None:
             raise ConfigError(f"${BUDGET_ENV} must be a number of bytes (K, M, G suffixes allowed), "
                               f"got {text!r}") from None
     have = available_memory()
-    return None if have is None else int(MEMORY_FRACTION * have)
+    return None if have is None else int(MEMORY_FRACTION * have / processes)
 
 
-def _choose_path(config: TrainConfig, dataset: PhotoDataset, split: str) -> tuple[bool, str]:
+def _local_processes(ctx: DistContext) -> int:
+    """How many processes of this run share this machine's memory (torchrun sets ``LOCAL_WORLD_SIZE``)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if ctx.enabled else 1
+
+
+def _choose_path(config: TrainConfig, dataset: PhotoDataset, split: str, ctx: DistContext) -> tuple[bool, str]:
     """(stream?, why) for one photo split."""
-    need, budget = dataset.decoded_bytes(), memory_budget()
+    processes = _local_processes(ctx)
+    need, budget = dataset.decoded_bytes(), memory_budget(processes)
     size = f"{len(dataset):,} pictures need about {need / 2**20:,.1f} MiB decoded"
     if config.data.stream:
         return True, f"--stream ({size})"
     if config.data.stream is False:
         have = available_memory()
-        if have is not None and need > 0.8 * have:
+        if have is not None and need * processes > 0.8 * have:
+            shared = f" for each of its {processes} processes" if processes > 1 else ""
             raise DataError(f"{config.data.data_dir}: the {split} split's {size}, and this machine has "
-                            f"{have / 2**30:.1f} GiB available. --no-stream holds it in memory: leave out "
+                            f"{have / 2**30:.1f} GiB available{shared}. --no-stream holds it in memory: leave out "
                             "--no-stream to stream it from disk, choose a smaller --resize, or train on part of it")
         return False, f"--no-stream ({size})"
     if budget is None or need <= budget:
@@ -216,12 +224,35 @@ def _photo_split(config: TrainConfig, split: str, ctx: DistContext, log: Callabl
     dataset = PhotoDataset(files, train_tf if split == "train" else test_tf, channels=3, seed=config.run.seed)
     if d.strict:
         _check_all(dataset, split, progress)
-    stream, why = _choose_path(config, dataset, split)
+    elif split == "train" and not files.multilabel:
+        _check_classes(dataset)
+    stream, why = _choose_path(config, dataset, split, ctx)
     log(f"data: {'streaming' if stream else 'holding in memory'} the {split} split of {files.name}: {why}")
     if not stream:
         with progress_bar(len(dataset), f"decoding the {split} split", progress, unit="img") as bar:
             dataset.load_into_memory(bar.update)
     return dataset, stream
+
+
+def _check_classes(dataset: PhotoDataset) -> None:
+    """Every class needs a readable training picture: decode each class's pictures until one reads (one
+    decode per class, unless a class holds only unreadable ones, which would silently train without it)."""
+    from densenet.data.photos import decode
+
+    files = dataset.files
+    for label, name in enumerate(files.classes):
+        members = (files.labels == label).nonzero().flatten().tolist()
+        first_error = None
+        for i in members:
+            try:
+                decode(files.paths[i], dataset.channels, dataset.transform.decode_size())
+                break
+            except DataError as exc:
+                first_error = first_error or str(exc)
+        else:
+            why = f"none of its {len(members)} can be read; the first: {first_error}" if members else "it has none"
+            raise DataError(f"{files.name}: class {name!r} has no readable training picture ({why}). Add readable "
+                            "pictures to it, or remove the class.")
 
 
 def _check_all(dataset: PhotoDataset, split: str, progress: bool) -> None:
