@@ -98,16 +98,17 @@ def test_debian_style_gzip_headers_are_accepted(fashion_dir, tmp_path, densenet)
 
 
 def test_an_image_folder_too_big_for_memory_fails_before_decoding(shapes_dir, tmp_path, densenet):
-    # 18 pictures at 1,000,000 px square need 50 TiB: too big for any machine, and refused before decoding
-    # (decoding would first allocate those 50 TiB).
+    # One batch of 1,000,000 px squares needs terabytes: too big for any machine, streamed or not, and refused
+    # before any picture is decoded (decoding would first allocate them).
     run = tmp_path / "run"
-    message = error_line(densenet("train", "--dataset", "image-folder", "--data-dir", str(shapes_dir),
-                                  "--out", str(run), *TINY, "--resize", "1000000"), 1)
-    pattern = (rf"{re.escape(str(shapes_dir).lower())}: the train split has 18 pictures, which need 50291\.4 gib in "
-               r"memory at 1000000x1000000 with 3 channel\(s\), and this machine has \d+\.\d gib available\. "
-               r"densenet holds a dataset in memory: choose a smaller --resize, or train on part of the folder")
-    assert re.fullmatch(pattern, message), message
-    assert not run.exists()
+    for stream in ("--stream", "--no-stream"):
+        message = error_line(densenet("train", "--dataset", "image-folder", "--data-dir", str(shapes_dir),
+                                      "--out", str(run), *TINY, "--resize", "1000000", stream), 1)
+        pattern = (r"one train batch of (\d+) pictures at 1000000x1000000 needs [\d,]+\.\d gib \(the pictures and "
+                   r"their float32 copy\), and this machine has \d+\.\d gib available: choose a smaller --resize or "
+                   r"--batch-size")
+        assert re.fullmatch(pattern, message), message
+        assert not run.exists()
 
 
 def test_images_too_small_for_the_model_name_the_smallest_size(shapes_dir, tmp_path, densenet):

@@ -36,7 +36,7 @@ CLI_TESTS = {
     "a file with the wrong magic number": f"{BAD_INPUT}::test_damaged_dataset_files",
     "a well-formed but modified file (one label changed)": f"{BAD_INPUT}::test_damaged_dataset_files",
     "the same data with a different gzip header (Debian)": f"{BAD_INPUT}::test_debian_style_gzip_headers_are_accepted",
-    "an image folder too big to hold in memory at the chosen `--resize` (ImageNet at 224x224 needs about 180 GiB)":
+    "an image folder whose batches cannot fit in memory at the chosen `--resize` (streamed or not)":
         f"{BAD_INPUT}::test_an_image_folder_too_big_for_memory_fails_before_decoding",
     "images too small for the model (`--resize 16` for `d2l_densenet`)":
         f"{BAD_INPUT}::test_images_too_small_for_the_model_name_the_smallest_size",

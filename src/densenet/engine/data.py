@@ -221,6 +221,7 @@ def _photo_split(config: TrainConfig, split: str, ctx: DistContext, log: Callabl
         lo, hi = _shard_range(len(files), ctx)
         files = files.select(torch.arange(lo, hi))
     train_tf, test_tf = photo_transforms(config)
+    _check_batch_fits(config, split)
     dataset = PhotoDataset(files, train_tf if split == "train" else test_tf, channels=3, seed=config.run.seed)
     if d.strict:
         _check_all(dataset, split, progress)
@@ -232,6 +233,17 @@ def _photo_split(config: TrainConfig, split: str, ctx: DistContext, log: Callabl
         with progress_bar(len(dataset), f"decoding the {split} split", progress, unit="img") as bar:
             dataset.load_into_memory(bar.update)
     return dataset, stream
+
+
+def _check_batch_fits(config: TrainConfig, split: str) -> None:
+    """Refuse, before any picture is decoded, a crop size at which one batch cannot fit in memory."""
+    size, batch = config.data.resize or 0, config.run.batch_size
+    batch = batch if split == "train" else max(batch, 256)
+    need, have = batch * 3 * size * size * 5, available_memory()  # uint8 pictures plus their float32 copy
+    if have is not None and need > 0.8 * have:
+        raise DataError(f"one {split} batch of {batch} pictures at {size}x{size} needs {need / 2**30:,.1f} GiB "
+                        f"(the pictures and their float32 copy), and this machine has {have / 2**30:.1f} GiB "
+                        "available: choose a smaller --resize or --batch-size")
 
 
 def _check_classes(dataset: PhotoDataset) -> None:
