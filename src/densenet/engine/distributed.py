@@ -81,6 +81,15 @@ def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return values
 
 
+def union_over_ranks(items: set[str], ctx: DistContext) -> set[str]:
+    """The union of a set of strings over all ranks (the set itself when running alone)."""
+    if not ctx.enabled:
+        return set(items)
+    gathered: list[set[str] | None] = [None] * ctx.world_size
+    dist.all_gather_object(gathered, set(items))
+    return set().union(*(g or set() for g in gathered))
+
+
 def broadcast_flag(flag: bool, ctx: DistContext) -> bool:
     """True on every rank if ``flag`` is true on any rank (used to stop all ranks together)."""
     if not ctx.enabled:

@@ -30,6 +30,7 @@ from densenet.engine.distributed import (
     broadcast_flag,
     init_distributed,
     shutdown,
+    union_over_ranks,
 )
 from densenet.engine.evaluate import evaluate
 from densenet.engine.interrupts import GracefulInterrupts
@@ -382,7 +383,8 @@ class Trainer:
             "data_wait_s": round(self.data.data_wait_s(), 3),
             "data_wait_per_step_s": round(self.data.data_wait_s() / max(self._steps_run, 1), 6),
             "data_paths": self.data.paths,
-            "bad_files": len(self.data.bad_files()),
+            # Each rank skips the unreadable pictures its shards hold; a picture may visit several ranks over epochs.
+            "bad_files": len(union_over_ranks(set(self.data.bad_files()), self.ctx)),
         }
         if self.ctx.is_main and rows:
             save_model(self.run_dir, self.model, model_card(self.config, self.data))
