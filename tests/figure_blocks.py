@@ -29,8 +29,8 @@ def _lscpu(path: Path) -> dict[str, str]:
 
 def placeholder(record: str) -> str:
     """What a run's block holds until its record has a ``summary.json``."""
-    return (f"The record of this preset's run on the project's machine lands in `{record}/` "
-            "(re-measurement in progress, issue #18).\n")
+    return (f"No run of this preset has a committed record yet; its record will land in `{record}/` "
+            "(issue #18).\n")
 
 
 def run_record(root: Path, record: str) -> str:

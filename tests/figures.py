@@ -130,7 +130,13 @@ def formatted(entry: dict[str, Any], records: dict[str, Any]) -> str:
 
 
 def load_records(manifest: dict[str, Any], root: Path = REPO) -> dict[str, Any]:
-    return {alias: json.loads((root / path).read_text()) for alias, path in manifest["records"].items()}
+    return {alias: _read_record(root / path) for alias, path in manifest["records"].items()}
+
+
+def _read_record(path: Path) -> Any:
+    """A JSON record, or a JSON-lines one (``metrics.jsonl``) as the list of its rows."""
+    text = path.read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl" else json.loads(text)
 
 
 # --- the coverage check -----------------------------------------------------------------------------------------------

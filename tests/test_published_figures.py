@@ -192,7 +192,7 @@ def test_the_seed_run_block_renders_its_record(tmp_path):
 
 def test_the_seed_run_block_is_a_placeholder_until_the_run_has_finished(tmp_path):
     assert run_record(tmp_path, "absent") == placeholder("absent")
-    assert "lands in `absent/` (re-measurement in progress, issue #18)" in placeholder("absent")
+    assert "will land in `absent/` (issue #18)" in placeholder("absent")
     (tmp_path / "running").mkdir()
     (tmp_path / "running" / "lscpu.txt").write_text("Model name: AMD EPYC\n")  # record-runs.sh writes this first
     assert run_record(tmp_path, "running") == placeholder("running")
