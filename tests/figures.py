@@ -136,7 +136,9 @@ def load_records(manifest: dict[str, Any], root: Path = REPO) -> dict[str, Any]:
 def _read_record(path: Path) -> Any:
     """A JSON record, or a JSON-lines one (``metrics.jsonl``) as the list of its rows."""
     text = path.read_text()
-    return [json.loads(line) for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl" else json.loads(text)
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return json.loads(text)
 
 
 # --- the coverage check -----------------------------------------------------------------------------------------------
