@@ -29,6 +29,16 @@ ARGV = {
     "data.hflip": ["--hflip"],
     "data.random_erasing": ["--random-erasing", "0.25"],
     "data.download": ["--no-download"],
+    "data.labels": ["--labels", "/data/labels.csv"],
+    "data.stream": ["--stream"],
+    "data.workers": ["--workers", "3"],
+    "data.rrc_scale": ["--rrc-scale", "0.35"],
+    "data.color_jitter": ["--color-jitter", "0.4"],
+    "data.lighting": ["--lighting", "0.1"],
+    "data.crop_pct": ["--crop-pct", "0.95"],
+    "data.interpolation": ["--interpolation", "bicubic"],
+    "data.keep_aspect": ["--no-keep-aspect"],
+    "data.strict": ["--strict"],
     "optim.lr": ["--lr", "0.05"],
     "optim.momentum": ["--momentum", "0.9"],
     "optim.nesterov": ["--nesterov"],
@@ -53,7 +63,10 @@ EXPECTED = {
     "model.name": "densenet40_k12", "model.memory_efficient": True, "model.kwargs": {"drop_rate": 0.2},
     "model.init": "builder", "data.dataset": "mnist", "data.data_dir": "/data/mnist", "data.resize": 40,
     "data.normalize": True, "data.train_subset": 500, "data.test_subset": 300, "data.random_crop_padding": 4,
-    "data.hflip": True, "data.random_erasing": 0.25, "data.download": False, "optim.lr": 0.05,
+    "data.hflip": True, "data.random_erasing": 0.25, "data.download": False, "data.labels": "/data/labels.csv",
+    "data.stream": True, "data.workers": 3, "data.rrc_scale": 0.35, "data.color_jitter": 0.4, "data.lighting": 0.1,
+    "data.crop_pct": 0.95, "data.interpolation": "bicubic", "data.keep_aspect": False, "data.strict": True,
+    "optim.lr": 0.05,
     "optim.momentum": 0.9, "optim.nesterov": True, "optim.weight_decay": 1e-4, "optim.schedule": "step",
     "optim.milestones": [0.5, 0.75], "optim.gamma": 0.2, "optim.warmup_epochs": 2, "optim.schedule_per": "step",
     "optim.label_smoothing": 0.1, "run.precision": "bf16", "run.channels_last": False, "run.compile": False,
@@ -72,7 +85,7 @@ def parse(*argv: str):
 
 def test_every_field_has_a_flag_that_sets_it():
     fields = all_fields()
-    assert len(fields) == 33 and fields == [c.field for c in config_flags()]
+    assert len(fields) == 43 and fields == [c.field for c in config_flags()]
     assert set(ARGV) == set(fields)  # a new field needs an entry in ARGV (and so a flag)
     options = build_parser()._subparsers._group_actions[0].choices["train"]._option_string_actions
     for name in fields:
