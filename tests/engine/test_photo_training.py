@@ -33,6 +33,7 @@ from tests.photo_files import (
 import densenet
 from densenet.data.catalogue import ImageList
 from densenet.data.images import list_image_folder
+from densenet.data.photos import EvalTransform
 from densenet.data.stream import PhotoDataset, PhotoLoader
 from densenet.engine.data import BUDGET_ENV, build_data, photo_transforms
 from densenet.engine.distributed import DistContext
@@ -241,17 +242,19 @@ def test_predict_on_jpegs_of_other_aspect_ratios_gives_the_eval_paths_probabilit
     assert model.card.preprocessing.mean == [0.485, 0.456, 0.406]  # --normalize: ImageNet statistics
     with torch.no_grad():
         logits = model(x)
-    reference = torch.log_softmax(logits, dim=1)
+    reference = torch.log_softmax(logits, dim=1)  # the logits, up to one constant per picture
+    assert [r["file"] for r in out] == [str(p) for p in paths]
     for i, result in enumerate(out):
         by_index = sorted(result["predictions"], key=lambda p: p["index"])
-        log_probs = torch.tensor([p["probability"] for p in by_index]).log()
+        assert [p["class"] for p in by_index] == model.card.classes
+        log_probs = torch.tensor([p["probability"] for p in by_index], dtype=torch.float64).log().float()
         assert torch.allclose(log_probs, reference[i], atol=1e-5), (result, reference[i])
-        assert by_index[0]["class"] == model.card.classes[0]
-    # Stretching the same pictures instead would have given other outputs: the centre crop matters here.
-    stretched = PhotoLoader(PhotoDataset(files, eval_tf.__class__(32, keep_aspect=False), channels=3), 8,
+    # The tolerance tells the transforms apart: the same pictures stretched give other outputs.
+    stretched = PhotoLoader(PhotoDataset(files, EvalTransform(32, keep_aspect=False), channels=3), 8,
                             mean=model.card.preprocessing.mean, std=model.card.preprocessing.std)
     (xs, _), = list(stretched)
-    assert not torch.allclose(xs, x, atol=1e-3)
+    with torch.no_grad():
+        assert (torch.log_softmax(model(xs), dim=1) - reference).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize(("flags", "resize", "crop_pct"), [({}, "center-crop", 0.875),
@@ -411,11 +414,15 @@ def assert_flat(peaks: dict, small: int, large: int) -> None:
 
 
 def test_memory_stays_flat_as_the_folder_grows(tmp_path):
+    """The default suite's version (about 45 s here): 8 times the pictures. Measured on the 2-vCPU machine:
+    PSS 645 vs 637 MiB, main process 514 vs 537 MiB; holding the 2,400 would have added 345 MiB."""
     assert_flat(flat_memory(tmp_path, 300, 2400), 300, 2400)
 
 
 @pytest.mark.slow
 def test_memory_stays_flat_from_2000_to_16000_pictures(tmp_path):
+    """Issue #19's numbers (about 5 min here). Measured: PSS 656 vs 689 MiB, main process 530 vs 550 MiB;
+    up to the first epoch, --no-stream held 2,607 MiB against 345 MiB streamed (2,297 MiB decoded)."""
     peaks = flat_memory(tmp_path, 2000, 16000, control=True)
     assert_flat(peaks, 2000, 16000)
     held = peaks["no-stream until training"]["pss"] - peaks["stream until training"]["pss"]
