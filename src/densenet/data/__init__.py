@@ -8,7 +8,8 @@
 - :mod:`~densenet.data.transforms`: resizing once, batch augmentation, normalization.
 - :mod:`~densenet.data.loader`: the epoch plan every loader shares, and :class:`BatchLoader` (in memory).
 - Photo collections: :mod:`~densenet.data.catalogue` (a split as files and labels),
-  :mod:`~densenet.data.labels` (label files, ImageNet's val labels), :mod:`~densenet.data.photos`
+  :mod:`~densenet.data.labels` (label files, ImageNet's val labels;
+  :mod:`~densenet.data.csvtable` reads the CSV), :mod:`~densenet.data.photos`
   (per-picture decoding and transforms) and :mod:`~densenet.data.stream` (worker-process loading).
 """
 

@@ -16,9 +16,7 @@ each row's split; without it, rows are split 80/20 by a hash of their path, as i
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 from collections import defaultdict
 from collections.abc import Collection, Sequence
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 
 from densenet.data.catalogue import ImageList
+from densenet.data.csvtable import Table, read_csv
 from densenet.data.images import TEST_FRACTION
 from densenet.errors import ConfigError, DataError
 
@@ -46,68 +45,6 @@ EXPECTED = ("`path` (or `Image Index`) and one of `label`, `labels` (or `Finding
 
 
 @dataclass
-class _Table:
-    """The rows of a CSV file as text, each with the line it starts on (the header is line 1)."""
-
-    file: Path
-    header: list[str]
-    header_line: int
-    rows: list[list[str]]
-    lines: list[int]
-
-    def error(self, line: int, message: str) -> DataError:
-        return DataError(f"{self.file}, line {line}: {message}")
-
-    def column(self, *names: str) -> int | None:
-        """The index of the first of ``names`` in the header, or None."""
-        return next((self.header.index(name) for name in names if name in self.header), None)
-
-    def cells(self, col: int) -> list[str]:
-        return [row[col].strip() for row in self.rows]
-
-    def require_width(self, columns: Sequence[int]) -> None:
-        """Every row has a field for each of ``columns`` (extra fields, such as a trailing comma, are fine)."""
-        width = max(columns) + 1
-        for row, line in zip(self.rows, self.lines):
-            if len(row) < width:
-                raise self.error(line, f"has {len(row)} fields but needs {width} to reach the "
-                                       f"`{self.header[width - 1]}` column of the header; is a comma missing?")
-
-
-def _read_csv(file: Path) -> _Table:
-    """Read a whole CSV file, skipping blank lines; one DataError names the line of any problem."""
-    try:
-        data = file.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"label file {file} does not exist.") from None
-    except OSError as exc:
-        raise DataError(f"cannot read label file {file} ({exc.strerror}).") from None
-    try:
-        text = data.decode("utf-8-sig")  # Excel writes a byte-order mark; drop it
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(f"{file}, line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; save the file as "
-                        "UTF-8 (e.g. `iconv -f latin1 -t utf-8 OLD.csv > NEW.csv`).") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    end = 0  # the last line of the previous record; a record starts on the line after it
-    try:
-        for row in reader:
-            if "".join(row).strip():
-                rows.append(row)
-                lines.append(end + 1)
-            end = reader.line_num
-    except csv.Error as exc:
-        raise DataError(f"{file}, line {reader.line_num}: not valid CSV ({exc}).") from None
-    if not rows:
-        raise DataError(f"{file} is empty; a label file starts with a header line such as `path,label`.")
-    if len(rows) == 1:
-        raise DataError(f"{file} has a header but no rows; add one line per picture.")
-    return _Table(file, [name.strip() for name in rows[0]], lines[0], rows[1:], lines[1:])
-
-
-@dataclass
 class _Layout:
     """Which columns of a label file hold what."""
 
@@ -117,7 +54,7 @@ class _Layout:
     split: int | None
 
 
-def _layout(table: _Table) -> _Layout:
+def _layout(table: Table) -> _Layout:
     """Tell the layout from the header."""
     named = [name for name in table.header if name]
     twice = sorted({name for name in named if named.count(name) > 1})
@@ -143,7 +80,7 @@ def _layout(table: _Table) -> _Layout:
     return layout
 
 
-def _relative_paths(table: _Table, values: list[str], root: Path) -> list[str]:
+def _relative_paths(table: Table, values: list[str], root: Path) -> list[str]:
     """Normalized relative paths ("./a//b.png" -> "a/b.png"); empty, escaping and repeated ones are errors."""
     seen: dict[str, int] = {}
     paths: list[str] = []
@@ -163,7 +100,7 @@ def _relative_paths(table: _Table, values: list[str], root: Path) -> list[str]:
     return paths
 
 
-def _check_files(table: _Table, root: Path, rels: list[str]) -> None:
+def _check_files(table: Table, root: Path, rels: list[str]) -> None:
     """Every path is a file under ``root``: one directory listing per folder rather than one stat per row."""
     by_folder: dict[str, list[int]] = defaultdict(list)
     for i, rel in enumerate(rels):
@@ -185,7 +122,7 @@ def _check_files(table: _Table, root: Path, rels: list[str]) -> None:
                                               "relative to the images folder (--data-dir).")
 
 
-def _label_sets(table: _Table, col: int) -> list[frozenset[str]]:
+def _label_sets(table: Table, col: int) -> list[frozenset[str]]:
     """The classes of each row of a `|`-separated column; `No Finding` alone is the empty set."""
     sets: list[frozenset[str]] = []
     for cell, line in zip(table.cells(col), table.lines):
@@ -200,7 +137,7 @@ def _label_sets(table: _Table, col: int) -> list[frozenset[str]]:
     return sets
 
 
-def _binary_rows(table: _Table, cols: list[int]) -> np.ndarray:
+def _binary_rows(table: Table, cols: list[int]) -> np.ndarray:
     """The (N, C) float32 0/1 matrix of one-column-per-class data; the first bad cell (by line) is an error."""
     out = np.empty((len(table.rows), len(cols)), dtype=np.float32)
     bad: list[tuple[int, int]] = []  # (row, column) of each column's first bad cell
@@ -236,7 +173,7 @@ def _hash_split(rels: list[str], groups: Sequence[object]) -> list[str]:
     return splits
 
 
-def _column_splits(table: _Table, col: int) -> list[str]:
+def _column_splits(table: Table, col: int) -> list[str]:
     """"train", "test" or "" (unused) per row: `test` rows are the test split, or `val` rows when none says test."""
     values = [cell.lower() for cell in table.cells(col)]
     for value, line in zip(values, table.lines):
@@ -246,7 +183,7 @@ def _column_splits(table: _Table, col: int) -> list[str]:
     return ["train" if value == "train" else "test" if value == test else "" for value in values]
 
 
-def _class_names(table: _Table, names: Sequence[Collection[str]], splits: list[str]) -> list[str]:
+def _class_names(table: Table, names: Sequence[Collection[str]], splits: list[str]) -> list[str]:
     """Sorted names seen in the train split; a class seen only in the test split is an error."""
     classes = set().union(*(n for n, s in zip(names, splits) if s == "train"))
     for row_names, split, line in zip(names, splits, table.lines):
@@ -256,7 +193,7 @@ def _class_names(table: _Table, names: Sequence[Collection[str]], splits: list[s
     return sorted(classes)
 
 
-def _binary_classes(table: _Table, layout: _Layout, matrix: np.ndarray, splits: list[str]) -> list[str]:
+def _binary_classes(table: Table, layout: _Layout, matrix: np.ndarray, splits: list[str]) -> list[str]:
     """The class columns, in order; each needs a 1 in some training row."""
     split = np.array(splits)
     in_train = matrix[split == "train"].any(axis=0)
@@ -271,7 +208,7 @@ def _binary_classes(table: _Table, layout: _Layout, matrix: np.ndarray, splits: 
     return [table.header[col] for col in layout.targets]
 
 
-def _raw_targets(table: _Table, layout: _Layout) -> list[str] | list[frozenset[str]] | np.ndarray:
+def _raw_targets(table: Table, layout: _Layout) -> list[str] | list[frozenset[str]] | np.ndarray:
     """Each row's class name ("label"), set of class names ("labels") or 0/1 row ("binary"), checked."""
     if layout.kind == "labels":
         return _label_sets(table, layout.targets[0])
@@ -284,7 +221,7 @@ def _raw_targets(table: _Table, layout: _Layout) -> list[str] | list[frozenset[s
     return names
 
 
-def _encode(table: _Table, layout: _Layout, raw: list | np.ndarray,
+def _encode(table: Table, layout: _Layout, raw: list | np.ndarray,
             splits: list[str]) -> tuple[list[str], torch.Tensor]:
     """The class names and the targets of every row: int64 (N,) for "label", float32 (N, C) otherwise.
 
@@ -340,7 +277,7 @@ def read_label_file(images_dir: str | Path, labels_csv: str | Path, split: str) 
     if split not in ("train", "test"):
         raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
     root = _images_root(images_dir)
-    table = _read_csv(Path(labels_csv).expanduser())
+    table = read_csv(Path(labels_csv).expanduser())
     layout = _layout(table)
     rels = _relative_paths(table, table.cells(layout.path), root)
     raw = _raw_targets(table, layout)
@@ -380,7 +317,7 @@ def read_imagenet_val(val_dir: str | Path, solution_csv: str | Path, classes: Se
     if not classes:
         raise ConfigError("read_imagenet_val needs the training classes (the wnids of train/<wnid>/).")
     root = _images_root(val_dir)
-    table = _read_csv(Path(solution_csv).expanduser())
+    table = read_csv(Path(solution_csv).expanduser())
     image_id, prediction = table.column("ImageId"), table.column("PredictionString")
     path, label = table.column("path"), table.column(LABEL_COLUMN)
     if image_id is not None and prediction is not None:

@@ -26,7 +26,7 @@ from densenet.data.labels import read_label_file
 from densenet.data.photos import EvalTransform, TrainTransform
 from densenet.data.stream import PhotoDataset, PhotoLoader, default_workers
 from densenet.engine.config import TrainConfig
-from densenet.engine.distributed import DistContext
+from densenet.engine.distributed import DistContext, union_over_ranks
 from densenet.engine.setup import progress_bar
 from densenet.errors import ConfigError, DataError
 
@@ -72,6 +72,17 @@ class TrainData:
     def data_wait_s(self) -> float:
         """Seconds the training loop waited for training batches so far."""
         return self.train_loader.wait_s
+
+    def summary(self, steps: int, ctx: DistContext) -> dict[str, Any]:
+        """The data's fields of ``summary.json`` after ``steps`` training steps of this process (call on every rank)."""
+        return {
+            # Seconds this process's training loop waited for batches (decoding, transfer), in all and per step.
+            "data_wait_s": round(self.data_wait_s(), 3),
+            "data_wait_per_step_s": round(self.data_wait_s() / max(steps, 1), 6),
+            "data_paths": self.paths,
+            # Each rank skips the unreadable pictures its shards hold; a picture may visit several ranks over epochs.
+            "bad_files": len(union_over_ranks(set(self.bad_files()), ctx)),
+        }
 
 
 def is_photos(config: TrainConfig) -> bool:

@@ -30,7 +30,6 @@ from densenet.engine.distributed import (
     broadcast_flag,
     init_distributed,
     shutdown,
-    union_over_ranks,
 )
 from densenet.engine.evaluate import evaluate
 from densenet.engine.interrupts import GracefulInterrupts
@@ -379,12 +378,7 @@ class Trainer:
             "dataset": self.config.data.dataset,
             "run_dir": str(self.run_dir),
             "interrupted": self.interrupted,
-            # Seconds this process's training loop waited for batches (decoding, transfer), in all and per step.
-            "data_wait_s": round(self.data.data_wait_s(), 3),
-            "data_wait_per_step_s": round(self.data.data_wait_s() / max(self._steps_run, 1), 6),
-            "data_paths": self.data.paths,
-            # Each rank skips the unreadable pictures its shards hold; a picture may visit several ranks over epochs.
-            "bad_files": len(union_over_ranks(set(self.data.bad_files()), self.ctx)),
+            **self.data.summary(self._steps_run, self.ctx),
         }
         if self.ctx.is_main and rows:
             save_model(self.run_dir, self.model, model_card(self.config, self.data))
