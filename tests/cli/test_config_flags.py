@@ -19,6 +19,8 @@ ARGV = {
     "model.memory_efficient": ["--memory-efficient"],
     "model.kwargs": ["--model-kwargs", '{"drop_rate": 0.2}'],
     "model.init": ["--init", "builder"],
+    "model.init_from": ["--init-from", "/weights/densenet121.pth"],
+    "model.freeze_until": ["--freeze-until", "denseblock3"],
     "data.dataset": ["--dataset", "mnist"],
     "data.data_dir": ["--data-dir", "/data/mnist"],
     "data.resize": ["--resize", "40"],
@@ -49,6 +51,9 @@ ARGV = {
     "optim.warmup_epochs": ["--warmup-epochs", "2"],
     "optim.schedule_per": ["--schedule-per", "step"],
     "optim.label_smoothing": ["--label-smoothing", "0.1"],
+    "optim.backbone_lr_scale": ["--backbone-lr-scale", "0.1"],
+    "optim.head_epochs": ["--head-epochs", "2"],
+    "optim.decay_bn_bias": ["--no-decay-bn-bias"],
     "run.precision": ["--precision", "bf16"],
     "run.channels_last": ["--no-channels-last"],
     "run.compile": ["--no-compile"],
@@ -61,7 +66,8 @@ ARGV = {
 }
 EXPECTED = {
     "model.name": "densenet40_k12", "model.memory_efficient": True, "model.kwargs": {"drop_rate": 0.2},
-    "model.init": "builder", "data.dataset": "mnist", "data.data_dir": "/data/mnist", "data.resize": 40,
+    "model.init": "builder", "model.init_from": "/weights/densenet121.pth", "model.freeze_until": "denseblock3",
+    "data.dataset": "mnist", "data.data_dir": "/data/mnist", "data.resize": 40,
     "data.normalize": True, "data.train_subset": 500, "data.test_subset": 300, "data.random_crop_padding": 4,
     "data.hflip": True, "data.random_erasing": 0.25, "data.download": False, "data.labels": "/data/labels.csv",
     "data.stream": True, "data.workers": 3, "data.rrc_scale": 0.35, "data.color_jitter": 0.4, "data.lighting": 0.1,
@@ -69,7 +75,8 @@ EXPECTED = {
     "optim.lr": 0.05,
     "optim.momentum": 0.9, "optim.nesterov": True, "optim.weight_decay": 1e-4, "optim.schedule": "step",
     "optim.milestones": [0.5, 0.75], "optim.gamma": 0.2, "optim.warmup_epochs": 2, "optim.schedule_per": "step",
-    "optim.label_smoothing": 0.1, "run.precision": "bf16", "run.channels_last": False, "run.compile": False,
+    "optim.label_smoothing": 0.1, "optim.backbone_lr_scale": 0.1, "optim.head_epochs": 2,
+    "optim.decay_bn_bias": False, "run.precision": "bf16", "run.channels_last": False, "run.compile": False,
     "run.compile_mode": "max-autotune", "run.epochs": 7, "run.batch_size": 32, "run.seed": 5,
     "run.device": "cuda:1", "run.sync_batchnorm": True,
 }
@@ -85,7 +92,7 @@ def parse(*argv: str):
 
 def test_every_field_has_a_flag_that_sets_it():
     fields = all_fields()
-    assert len(fields) == 43 and fields == [c.field for c in config_flags()]
+    assert len(fields) == 48 and fields == [c.field for c in config_flags()]
     assert set(ARGV) == set(fields)  # a new field needs an entry in ARGV (and so a flag)
     options = build_parser()._subparsers._group_actions[0].choices["train"]._option_string_actions
     for name in fields:

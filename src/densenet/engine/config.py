@@ -41,6 +41,8 @@ Schedule = Literal["constant", "step", "cosine"]
 SchedulePer = Literal["epoch", "step"]
 Interpolation = Literal["bilinear", "bicubic"]  # resampling filters of densenet.data.photos
 Init = Literal["xavier", "torchvision", "pytorch", "builder"]  # densenet.models.common.INITS, plus "builder"
+# A DenseNet's stages in forward order, as --freeze-until names them (densenet.engine.finetune owns their meaning).
+FreezeStage = Literal["stem", "denseblock1", "denseblock2", "denseblock3", "denseblock4", "features"]
 
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 COMPILE_MODES: tuple[str, ...] = get_args(CompileMode)
@@ -90,9 +92,13 @@ class ModelArgs:
     memory_efficient: bool = False  # recompute concat-BN-ReLU in backward: less memory, a bit slower
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra builder arguments as JSON, e.g. {"drop_rate": 0.2}
     init: Init = "xavier"  # weight init: xavier (the textbook's), torchvision, pytorch or builder (the model default)
+    init_from: str | None = None  # start from these weights: a torchvision .pth/.pt, a .safetensors or a run directory
+    freeze_until: FreezeStage | None = None  # freeze the stages up to and including this one (their BatchNorms too)
 
     def __post_init__(self) -> None:
         validate_fields(self, "model")
+        _check(self.init_from is None or (isinstance(self.init_from, str) and self.init_from.strip() != ""),
+               "model.init_from must be the path of a weights file or run directory")
 
 
 @dataclass
@@ -145,9 +151,13 @@ class OptimArgs:
     warmup_epochs: int = 0  # linear warm-up epochs before the schedule
     schedule_per: SchedulePer = "epoch"  # update the learning rate after every "epoch" or every optimizer "step"
     label_smoothing: float = 0.0  # cross-entropy label smoothing
+    backbone_lr_scale: PositiveFloat = 1.0  # everything but the classifier trains at lr times this (e.g. 0.1)
+    head_epochs: int = 0  # first train only the classifier for N epochs, then unfreeze down to --freeze-until
+    decay_bn_bias: bool = True  # --no-decay-bn-bias: no weight decay on BatchNorm weights and biases (timm's way)
 
     def __post_init__(self) -> None:
         validate_fields(self, "optim")
+        _check(self.head_epochs >= 0, f"optim.head_epochs must be >= 0, got {self.head_epochs}")
         _check(0.0 <= self.momentum < 1.0, f"momentum must lie in [0, 1), got {self.momentum}")
         _check(not self.nesterov or self.momentum > 0, "nesterov needs momentum > 0")
         _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
@@ -204,6 +214,9 @@ class TrainConfig:
     optim: OptimArgs = field(default_factory=OptimArgs)
     run: RunArgs = field(default_factory=RunArgs)
     preset: str | None = None  # the preset this configuration started from
+    # What --init-from read when the run started: {"path": ..., "sha256": ...}. Filled in by the trainer, so
+    # config.json names the exact weights; a resumed run keeps it and never re-reads the file.
+    init_source: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -215,7 +228,7 @@ class TrainConfig:
         _check(isinstance(data, dict), f"{source}: expected a JSON object")
         unknown = set(data) - set(groups)
         _check(not unknown, f"{source}: unknown section(s) {sorted(unknown)}; expected {sorted(groups)}")
-        built: dict[str, Any] = {"preset": data.get("preset")}
+        built: dict[str, Any] = {"preset": data.get("preset"), "init_source": data.get("init_source")}
         for name, kind in SECTIONS.items():
             built[name] = _build(kind, data.get(name, {}), f"{source}: [{name}]")
         return cls(**built)
