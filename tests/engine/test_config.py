@@ -128,3 +128,13 @@ def test_preset_file_round_trip(tmp_path):
     path.write_text(json.dumps(c.to_dict()))
     loaded = load_preset(str(path))
     assert loaded.run.epochs == 2 and loaded.optim.schedule == "cosine" and loaded.preset == "mine"
+
+
+def test_finetune_preset_is_the_issues_recipe():
+    c = load_preset("densenet121-finetune")
+    assert (c.model.name, c.data.dataset, c.data.resize, c.data.normalize) == ("densenet121", "image-folder", 224, True)
+    assert (c.data.rrc_scale, c.data.hflip, c.data.crop_pct, round(224 / c.data.crop_pct)) == (0.35, True, 0.875, 256)
+    assert (c.optim.momentum, c.optim.nesterov, c.optim.label_smoothing) == (0.9, True, 0.1)
+    assert (c.optim.backbone_lr_scale, c.optim.decay_bn_bias, c.run.epochs, c.run.batch_size) == (0.1, False, 15, 32)
+    # lr 0.01 after one warm-up epoch, then cosine to zero over the other 14
+    assert lr_at(c, [0, 1, 8, 15]) == pytest.approx([0.005, 0.01, 0.005, 0.0], abs=1e-12)

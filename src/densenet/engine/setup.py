@@ -50,9 +50,33 @@ def check_input_size(model: nn.Module, channels: int, size: int) -> None:
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD over :func:`~densenet.engine.finetune.parameter_groups` (one group unless the head and the rest
+    train differently, so the checkpoints of earlier runs still resume)."""
+    from densenet.engine.finetune import parameter_groups
+
     o = config.optim
-    return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
+    return torch.optim.SGD(parameter_groups(model, config), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
                            weight_decay=o.weight_decay)
+
+
+def wrap_model(model: nn.Module, perf: Any, ctx: Any, sync_batchnorm: bool = False) -> nn.Module:
+    """The module the training loop calls: ``model`` in its memory format and compiled (in place, see
+    :func:`~densenet.engine.performance.prepare_model`), under torchrun inside DistributedDataParallel.
+
+    Call it again after parameters change ``requires_grad`` (DDP registers its hooks when it is built).
+    """
+    from densenet.engine.performance import prepare_model
+
+    if not ctx.enabled:
+        return prepare_model(model, perf)
+    if sync_batchnorm:
+        if ctx.device.type != "cuda":
+            raise ConfigError("--sync-bn needs CUDA devices (PyTorch's SyncBatchNorm does not run on the "
+                              "CPU); drop --sync-bn for CPU runs")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = prepare_model(model, perf)
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
 def lr_factor(config: TrainConfig, epoch: float) -> float:

@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from densenet.engine import checkpoint as ckpt
 from densenet.engine.config import TrainConfig
@@ -32,16 +31,11 @@ from densenet.engine.distributed import (
     shutdown,
 )
 from densenet.engine.evaluate import evaluate
+from densenet.engine.finetune import FineTuning, start_from
 from densenet.engine.interrupts import GracefulInterrupts
 from densenet.engine.logging import MetricsLog, TensorBoardLog, plot_curves
-from densenet.engine.performance import autocast_context, make_grad_scaler, prepare_model, resolve
-from densenet.engine.setup import (
-    build_model,
-    build_optimizer,
-    build_scheduler,
-    model_card,
-    progress_bar,
-)
+from densenet.engine.performance import autocast_context, make_grad_scaler, resolve
+from densenet.engine.setup import build_model, build_optimizer, build_scheduler, model_card, progress_bar, wrap_model
 from densenet.engine.step import train_step  # the step `densenet bench train` times, too
 from densenet.errors import ConfigError, DenseNetError, RunDirError
 from densenet.models import model_info
@@ -159,7 +153,10 @@ class Trainer:
             raise ConfigError(f"{cfg.data.labels} gives pictures several labels each; training on multi-label data "
                               "is not supported yet: give each picture one `label`")
         self._steps_run = 0
-        self.model = build_model(cfg, self.data).to(ctx.device)
+        model = build_model(cfg, self.data)
+        if cfg.model.init_from and state is None:  # a resumed run has its weights in the checkpoint
+            self.config = cfg = start_from(cfg, model, self.log)
+        self.model = model.to(ctx.device)
         self.perf = resolve(cfg.run, ctx.device)
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer, steps_per_epoch=len(self.data.train_loader))
@@ -172,19 +169,11 @@ class Trainer:
             if self.scaler is not None and state.get("scaler"):
                 self.scaler.load_state_dict(state["scaler"])
             ckpt.set_rng_state(state["rng"])
-        net: nn.Module = self.model
-        if ctx.enabled:
-            if cfg.run.sync_batchnorm:
-                if ctx.device.type != "cuda":
-                    raise ConfigError("--sync-bn needs CUDA devices (PyTorch's SyncBatchNorm does not run on the "
-                                      "CPU); drop --sync-bn for CPU runs")
-                net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-            net = prepare_model(net, self.perf)
-            ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-            net = nn.parallel.DistributedDataParallel(net, device_ids=ids)
-        else:
-            net = prepare_model(net, self.perf)
-        self.net = net
+        self.tuning = FineTuning(self.model, cfg)
+        if self.tuning.active:
+            self.log(self.tuning.describe())
+        self.tuning.enter((state["epoch"] if state else 0) + 1)  # before wrapping: DDP hooks what trains
+        self.net = wrap_model(self.model, self.perf, ctx, cfg.run.sync_batchnorm)
         return state
 
     # -- the loop ----------------------------------------------------------------------------------
@@ -279,7 +268,12 @@ class Trainer:
         loader.set_epoch(epoch)
         if partial is not None:
             loader.resume_at(partial.batches)
-        self.net.train()
+        if self.tuning.enter(epoch):  # --head-epochs over: the backbone trains from now on
+            until = self.config.model.freeze_until
+            self.log(f"epoch {epoch}: the classifier-only epochs are over; " +
+                     (f"everything after {until} trains now" if until else "the whole network trains now"))
+            self.net = wrap_model(self.model, self.perf, self.ctx, self.config.run.sync_batchnorm)
+        self.tuning.train_mode(self.net)
         device = self.ctx.device
         carried = partial is not None and self.ctx.is_main  # rank 0 carries the sums of the batches done
         loss_sum = torch.tensor(partial.loss_sum if carried else 0.0, dtype=torch.float64, device=device)

@@ -79,6 +79,10 @@ def plan_run(overrides: Mapping[str, Any] | None = None, *, preset: str | None =
         if preset or out:
             raise UsageError(f"{flag_of('resume')} continues a run with its own configuration; drop "
                              f"{flag_of('preset')}/{flag_of('out')}")
+        if "model.init_from" in overrides:
+            raise UsageError(f"{flag_of('model.init_from')} starts a new run from weights, and {flag_of('resume')} "
+                             "continues a run from its own checkpoint (whose config.json names the weights it started "
+                             f"from); drop one of them")
         run_dir = Path(resume)
         config = resume_config(run_dir, overrides, flag_of=flag_of)
         started = has_checkpoint(run_dir)
