@@ -20,6 +20,7 @@ from torch import nn
 
 from densenet.engine.config import FreezeStage, TrainConfig
 from densenet.errors import ConfigError
+from densenet.models.pretrained import Weights, load_weights
 
 FREEZE_STAGES: tuple[str, ...] = get_args(FreezeStage)
 HEAD, TUNE = "head", "tune"  # the two phases: only the classifier trains, then down to --freeze-until
@@ -144,12 +145,10 @@ def frozen_tensors(model: nn.Module, until: str) -> Iterator[tuple[str, torch.Te
             yield f"{prefix}.{key}", tensor
 
 
-def start_from(config: TrainConfig, model: nn.Module, log: Callable[[str], None]) -> TrainConfig:
-    """Load ``model.init_from`` into ``model`` (see :func:`densenet.models.load_weights` for the head and
-    channel rules) and return ``config`` with :attr:`TrainConfig.init_source` naming the file and its SHA-256."""
-    from densenet.models.pretrained import load_weights, read_weights
-
-    weights = read_weights(config.model.init_from)
+def start_from(config: TrainConfig, model: nn.Module, weights: Weights, log: Callable[[str], None]) -> TrainConfig:
+    """Load ``weights`` (read from ``model.init_from``) into ``model``, by :func:`densenet.models.load_weights`'s
+    head and channel rules, and return ``config`` with :attr:`TrainConfig.init_source` naming the file and its
+    SHA-256."""
     log(f"init: weights from {weights.path} (sha256 {weights.sha256[:16]})")
     load_weights(model, weights, log=log)
     return dataclasses.replace(config, init_source=weights.describe())

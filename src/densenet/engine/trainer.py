@@ -38,7 +38,7 @@ from densenet.engine.performance import autocast_context, make_grad_scaler, reso
 from densenet.engine.setup import build_model, build_optimizer, build_scheduler, model_card, progress_bar, wrap_model
 from densenet.engine.step import train_step  # the step `densenet bench train` times, too
 from densenet.errors import ConfigError, DenseNetError, RunDirError
-from densenet.models import model_info
+from densenet.models import model_info, read_weights
 from densenet.rundir import CONFIG_FILE, CURVES_FILE, SUMMARY_FILE, save_model, write_json
 
 Log = Callable[[str], None]
@@ -147,6 +147,7 @@ class Trainer:
         cfg, ctx = self.config, self.ctx
         state = ckpt.load_checkpoint(self.run_dir) if resume else None
         model_info(cfg.model.name)  # an unknown name fails here, not after loading (or downloading) the data
+        weights = read_weights(cfg.model.init_from) if cfg.model.init_from and state is None else None  # likewise
         torch.manual_seed(cfg.run.seed)
         self.data: TrainData = build_data(cfg, ctx, self.log, self.progress)
         if self.data.multilabel:
@@ -154,8 +155,8 @@ class Trainer:
                               "is not supported yet: give each picture one `label`")
         self._steps_run = 0
         model = build_model(cfg, self.data)
-        if cfg.model.init_from and state is None:  # a resumed run has its weights in the checkpoint
-            self.config = cfg = start_from(cfg, model, self.log)
+        if weights is not None:  # a resumed run has its weights in the checkpoint
+            self.config = cfg = start_from(cfg, model, weights, self.log)
         self.model = model.to(ctx.device)
         self.perf = resolve(cfg.run, ctx.device)
         self.optimizer = build_optimizer(cfg, self.model)
