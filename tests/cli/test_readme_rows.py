@@ -27,7 +27,16 @@ UNTRUSTED = "tests/cli/test_untrusted_files.py"
 ROWS = "tests/cli/test_readme_rows.py"
 RELIABILITY = "tests/engine/test_reliability.py"
 
+WEIGHTS = "tests/cli/test_bad_weights.py"
+
 CLI_TESTS = {
+    "`--init-from` a path that does not exist": f"{WEIGHTS}::test_a_source_that_does_not_exist",
+    "weights of another architecture (a ResNet's into a DenseNet)": f"{WEIGHTS}::test_weights_of_another_architecture",
+    "a truncated `.pth`": f"{WEIGHTS}::test_a_truncated_pth",
+    "a `.pth` that carries code": f"{WEIGHTS}::test_a_pth_that_carries_code_is_refused_and_never_runs",
+    "an unknown `--freeze-until` stage, or one the network lacks": f"{WEIGHTS}::test_bad_fine_tuning_options",
+    "`--backbone-lr-scale` of zero or below": f"{WEIGHTS}::test_bad_fine_tuning_options",
+    "`--init-from` together with `--resume`": f"{WEIGHTS}::test_init_from_together_with_resume",
     "a file is missing from `--data-dir`": f"{BAD_INPUT}::test_damaged_dataset_files",
     "an empty file": f"{BAD_INPUT}::test_damaged_dataset_files",
     "a truncated download": f"{BAD_INPUT}::test_damaged_dataset_files",
@@ -114,7 +123,7 @@ def calls_in(nodeid: str) -> set[str]:
 
 def test_every_readme_row_has_a_cli_test_or_a_reason():
     rows = readme_rows()
-    assert len(rows) == 37
+    assert len(rows) == 44
     assert set(rows) == set(CLI_TESTS) | set(API_ONLY) and not set(CLI_TESTS) & set(API_ONLY)
     for situation, nodeid in CLI_TESTS.items():
         assert nodeid in rows[situation], f"README's row {situation!r} does not name {nodeid}"
