@@ -147,9 +147,17 @@ def load_image_folder(root: str | Path, split: str, image_size: int, channels: i
         DataError: missing folder, no classes, no images, or an unreadable image (named).
     """
     images, labels, classes = read_image_folder(root, split, image_size, channels, progress)
-    mean = IMAGENET_MEAN if channels == 3 else (sum(w * m for w, m in zip(_LUMA, IMAGENET_MEAN)),)
-    std = IMAGENET_STD if channels == 3 else (sum(w * s for w, s in zip(_LUMA, IMAGENET_STD)),)
+    mean, std = imagenet_stats(channels)
     return ImageDataset(images, labels, classes, mean, std, IMAGE_FOLDER)
+
+
+def imagenet_stats(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """ImageNet's per-channel mean and std for RGB; for grayscale, their luma-weighted sums (what a gray
+    picture converted from RGB has)."""
+    if channels == 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return ((sum(w * m for w, m in zip(_LUMA, IMAGENET_MEAN)),) * channels,
+            (sum(w * s for w, s in zip(_LUMA, IMAGENET_STD)),) * channels)
 
 
 def load_dataset(

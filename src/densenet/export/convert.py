@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from densenet.data.datasets import IMAGENET_MEAN, IMAGENET_STD
+from densenet.data.datasets import imagenet_stats
 from densenet.export.formats import ExportError
 from densenet.models import Weights, create_model, load_weights, model_info, read_weights
 from densenet.rundir import WEIGHTS_FILE, ModelCard, Preprocessing, save_model
@@ -27,14 +27,13 @@ def torchvision_preprocessing(model_name: str, channels: int = 3) -> Preprocessi
 
     Args:
         model_name: Registered model name; its input size is the image size (224 for ``densenet121``).
-        channels: 3, or 1 for a model whose stem was summed over RGB: mean and std are then the RGB ones' means.
+        channels: 3, or 1 for a model whose stem was summed over RGB: mean and std are then the luma-weighted
+            sums of the RGB ones, as for a gray image folder (:func:`densenet.data.datasets.imagenet_stats`).
 
     Returns:
         Centre-crop resizing (crop_pct 0.875, bilinear) with ImageNet's mean and std.
     """
-    mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
-    if channels != 3:
-        mean, std = [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
+    mean, std = (list(v) for v in imagenet_stats(channels))
     return Preprocessing(channels=channels, image_size=model_info(model_name).input_size[1], mean=mean, std=std,
                          resize="center-crop", crop_pct=TORCHVISION_CROP_PCT, interpolation="bilinear")
 
