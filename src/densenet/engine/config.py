@@ -125,6 +125,8 @@ class DataArgs:
     interpolation: Interpolation = "bilinear"  # photos: resampling filter, bilinear or bicubic
     keep_aspect: bool = True  # photos: random/centre crops; --no-keep-aspect stretches to a square (older runs)
     strict: bool = False  # photos: decode every picture before training and stop at the first unreadable one
+    multi_label: bool | None = None  # several labels per picture (sigmoid + BCE); unset: when the label file has them
+    balanced_sampler: bool = False  # draw training pictures with probability inverse to their class's frequency
 
     def __post_init__(self) -> None:
         validate_fields(self, "data")
@@ -154,6 +156,8 @@ class OptimArgs:
     backbone_lr_scale: PositiveFloat = 1.0  # everything but the classifier trains at lr times this (e.g. 0.1)
     head_epochs: int = 0  # first train only the classifier for N epochs, then unfreeze down to --freeze-until
     decay_bn_bias: bool = True  # --no-decay-bn-bias: no weight decay on BatchNorm weights and biases (timm's way)
+    class_weights: Literal["auto"] | None = None  # single-label: "auto" weighs the loss by inverse class frequency
+    pos_weight: Literal["auto"] | None = None  # multi-label: "auto" weighs each class's positives by negatives/positives
 
     def __post_init__(self) -> None:
         validate_fields(self, "optim")

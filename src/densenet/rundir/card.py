@@ -61,6 +61,7 @@ class ModelCard:
     classes: list[str]
     preprocessing: Preprocessing
     dataset: str = ""
+    multilabel: bool = False  # sigmoid outputs, one independent probability per class (else softmax)
     format_version: int = FORMAT_VERSION
 
     @classmethod
