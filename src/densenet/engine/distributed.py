@@ -81,6 +81,32 @@ def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return values
 
 
+def gather_rows(rows: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Every rank's rows, concatenated in rank order (``rows`` itself when running alone).
+
+    Ranks may hold different numbers of rows (uneven shards of a test set): the counts are gathered
+    first, each rank pads to the longest, and the padding is cut off again. Every rank gets the result.
+
+    Args:
+        rows: ``(n_rank, ...)``; the trailing shape and dtype must agree across ranks.
+        ctx: Where this process stands.
+
+    Returns:
+        ``(sum of n_rank, ...)`` on ``rows``' device.
+    """
+    if not ctx.enabled:
+        return rows
+    count = torch.tensor([len(rows)], dtype=torch.int64, device=rows.device)
+    counts = [torch.empty_like(count) for _ in range(ctx.world_size)]
+    dist.all_gather(counts, count)
+    sizes = [int(c.item()) for c in counts]
+    padded = rows.new_zeros((max(sizes), *rows.shape[1:]))
+    padded[: len(rows)] = rows
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:n] for part, n in zip(parts, sizes)])
+
+
 def union_over_ranks(items: set[str], ctx: DistContext) -> set[str]:
     """The union of a set of strings over all ranks (the set itself when running alone)."""
     if not ctx.enabled:

@@ -1,119 +1,217 @@
 """Evaluation: a model on labelled batches (the trainer's test pass), and a finished run on its test set.
 
-:func:`evaluate` is the loop: accuracy, loss and confusion matrix. :func:`evaluate_run` is what
-``densenet evaluate RUN_DIR`` calls: the run's model on its test set, with per-class accuracy.
+:func:`gather_outputs` runs the model over the batches and gathers the whole set's probabilities,
+targets and loss across DDP ranks, once; :func:`summarize` turns them into metrics
+(:mod:`~densenet.engine.metrics`); :func:`evaluate` is the two together, the trainer's call.
+:func:`evaluate_run` is what ``densenet evaluate RUN_DIR`` calls: the run's model on its test set,
+with its files (``evaluation.json``, ``confusion_matrix.png``, ``roc_curves.png``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from densenet.engine.data import evaluation_loader
-from densenet.engine.distributed import DistContext, all_reduce_sum
-from densenet.engine.logging import plot_confusion
-from densenet.rundir import CONFUSION_PNG, EVALUATION_FILE, load, read_config, write_json
+from densenet.engine.distributed import DistContext, gather_rows
+from densenet.engine.logging import plot_confusion, plot_roc_curves
+from densenet.engine.metrics import multilabel_metrics, roc_curves, single_label_metrics
+from densenet.engine.tta import check_tta, to_probabilities, tta_logits
+from densenet.errors import DataError
+from densenet.rundir import CONFUSION_PNG, EVALUATION_FILE, ROC_PNG, ModelCard, load, read_config, write_json
+
+
+@dataclasses.dataclass
+class Outputs:
+    """The whole evaluated set, on every rank: what the metrics are computed from."""
+
+    probs: Tensor  # (N, C) float32: softmax, or one sigmoid per class (multi-label)
+    targets: Tensor  # (N,) int64 class indices, or (N, C) float 0/1 (multi-label)
+    loss: float  # mean cross-entropy per example, or mean BCE per example and class (multi-label)
+
+    @property
+    def examples(self) -> int:
+        return len(self.targets)
 
 
 @torch.no_grad()
-def evaluate(
+def gather_outputs(
     model: nn.Module,
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    batches: Iterable[tuple[Tensor, Tensor]],
     num_classes: int,
     *,
     autocast: contextlib.AbstractContextManager | None = None,
     ctx: DistContext | None = None,
+    multilabel: bool = False,
+    tta: str | None = None,
+) -> Outputs:
+    """Run ``model`` in eval mode over ``batches``; gather probabilities, targets and loss of the whole set.
+
+    Under DDP each rank passes its own shard (disjoint, lengths may differ); the per-example rows are
+    gathered once, in rank order, so every rank holds the whole set. See :func:`evaluate` for the arguments.
+    """
+    check_tta(tta)
+    was_training = model.training
+    model.eval()
+    try:
+        rows = [_rows(model, x, y, num_classes, autocast=autocast, multilabel=multilabel, tta=tta) for x, y in batches]
+    finally:
+        model.train(was_training)
+    target_width = num_classes if multilabel else 1
+    if rows:
+        packed = torch.cat(rows)
+    else:
+        packed = torch.zeros(0, num_classes + 1 + target_width, device=next(model.parameters()).device)
+    if ctx is not None:
+        packed = gather_rows(packed, ctx)
+    probs, loss, targets = packed.split([num_classes, 1, target_width], dim=1)
+    n = len(packed)
+    return Outputs(probs, targets if multilabel else targets.squeeze(1).long(),
+                   loss.double().sum().item() / max(n * (num_classes if multilabel else 1), 1))
+
+
+def _rows(model: nn.Module, x: Tensor, y: Tensor, num_classes: int, *, autocast: Any, multilabel: bool,
+          tta: str | None) -> Tensor:
+    """One batch as rows ``[probabilities | loss | target(s)]``, float32: ``(B, C + 1 + (C or 1))``."""
+    expected = (len(y), num_classes) if multilabel else (len(y),)
+    if tuple(y.shape) != expected:
+        kind = "(B, classes) 0/1 targets, one column per class" if multilabel else "(B,) class indices"
+        raise DataError(f"{'multi' if multilabel else 'single'}-label evaluation needs {kind}; the test data gave "
+                        f"targets of shape {tuple(y.shape)}. Does model.json's \"multilabel\" match the data?")
+    logits = tta_logits(model, x, multilabel=multilabel, tta=tta, autocast=autocast)  # (B, C) float32
+    if multilabel:
+        y = y.float()
+        loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none").sum(1, keepdim=True)  # (B, 1)
+    else:
+        loss = F.cross_entropy(logits, y, reduction="none").unsqueeze(1)  # (B, 1)
+        y = y.float().unsqueeze(1)  # class indices are exact in float32 up to 2**24
+    return torch.cat([to_probabilities(logits, multilabel), loss, y], dim=1)
+
+
+def summarize(outputs: Outputs, classes: Sequence[str], multilabel: bool = False) -> dict[str, Any]:
+    """The metrics of gathered outputs: ``loss`` and ``examples`` plus the task's metrics (see :func:`evaluate`)."""
+    common = {"loss": outputs.loss, "examples": outputs.examples}
+    if multilabel:
+        return {**common, **multilabel_metrics(outputs.probs, outputs.targets, classes)}
+    m = single_label_metrics(outputs.probs, outputs.targets, classes)
+    return {"accuracy": m.pop("accuracy"), **common, "confusion_matrix": m.pop("confusion_matrix"), **m}
+
+
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    num_classes: int,
+    *,
+    autocast: contextlib.AbstractContextManager | None = None,
+    ctx: DistContext | None = None,
+    multilabel: bool = False,
+    tta: str | None = None,
+    classes: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run ``model`` in eval mode over ``batches`` and summarize.
 
-    Under DDP each rank passes its own shard; sums are reduced so the result covers the whole set once.
+    Under DDP each rank passes its own shard; the whole set's outputs are gathered once and every rank
+    computes the same metrics over the whole set.
+
+    Args:
+        model: The network (put back into its training mode afterwards).
+        batches: ``(x, y)`` pairs on the model's device: ``y`` is ``(B,)`` int64, or ``(B, C)`` float 0/1
+            when ``multilabel``.
+        num_classes: ``C``.
+        autocast: The precision context of the forward passes.
+        ctx: The DDP context; ``None`` or a single process evaluates its batches alone.
+        multilabel: Sigmoid outputs and BCE loss (else softmax and cross-entropy).
+        tta: ``None``, or ``"flip"`` to average the probabilities of each input and its mirror image
+            (the loss is then the NLL of the averaged softmax, or the BCE of the averaged sigmoid).
+        classes: Class names that key the per-class metrics (default ``"0"``, ``"1"``, ...).
 
     Returns:
-        ``{"accuracy", "loss", "examples", "confusion_matrix"}``; the matrix is rows = true class,
-        columns = predicted class.
+        Single-label: ``{"accuracy", "loss", "examples", "confusion_matrix", "top5_accuracy", "macro_f1",
+        "ece"}`` (mean cross-entropy; the matrix is rows = true class, columns = predicted class).
+        Multi-label: ``{"loss", "examples", "auroc", "mean_auroc", "average_precision", "map", "f1_at_0.5",
+        "f1_best", "thresholds", "undefined"}`` (mean BCE over examples and classes). See
+        :mod:`~densenet.engine.metrics` for each number; undefined ones are ``None``.
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64, device=device)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    for x, y in batches:
-        with autocast or contextlib.nullcontext():
-            logits = model(x)
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
-        pred = logits.argmax(1)
-        confusion.view(-1).index_add_(0, y * num_classes + pred, torch.ones_like(y, dtype=torch.float64))
-    model.train(was_training)
-    if ctx is not None:
-        packed = all_reduce_sum(torch.cat([confusion.view(-1), loss_sum.view(1)]), ctx)
-        confusion, loss_sum = packed[:-1].view(num_classes, num_classes), packed[-1]
-    total = confusion.sum().item()
-    correct = confusion.diagonal().sum().item()
-    return {
-        "accuracy": correct / max(total, 1),
-        "loss": loss_sum.item() / max(total, 1),
-        "examples": int(total),
-        "confusion_matrix": confusion.long().tolist(),
-    }
+    outputs = gather_outputs(model, batches, num_classes, autocast=autocast, ctx=ctx, multilabel=multilabel, tta=tta)
+    return summarize(outputs, list(classes) if classes is not None else [str(i) for i in range(num_classes)],
+                     multilabel)
 
 
-def per_class_accuracy(confusion: list[list[int]], classes: list[str]) -> dict[str, float]:
-    """Accuracy of each true class (the recall), keyed by class name."""
-    out = {}
+def per_class_accuracy(confusion: list[list[int]], classes: list[str]) -> dict[str, float | None]:
+    """Accuracy of each true class (the recall), keyed by class name; ``None`` for a class with no examples."""
+    out: dict[str, float | None] = {}
     for i, (name, row) in enumerate(zip(classes, confusion)):
         total = sum(row)
-        out[name] = row[i] / total if total else float("nan")
+        out[name] = row[i] / total if total else None
     return out
 
 
 def evaluate_run(run_dir: str | Path, data_dir: str | None = None, test_subset: int | None = None,
-                 batch_size: int = 256) -> dict[str, Any]:
+                 batch_size: int = 256, tta: str | None = None) -> dict[str, Any]:
     """Evaluate a run's final model on the whole test set (or a class-balanced draw of ``test_subset`` images).
 
-    The test images are prepared as in training (the same size and normalization). Also writes
-    ``confusion_matrix.png`` and ``evaluation.json`` into the run directory.
+    The test images are prepared as in training (the same size and normalization); the task, single- or
+    multi-label, is the model card's (``model.json``'s ``multilabel``). Also writes ``evaluation.json``,
+    ``confusion_matrix.png`` (single-label) and ``roc_curves.png`` (multi-label and two-class runs) into
+    the run directory.
 
     Args:
         run_dir: The ``--out`` folder of a finished ``densenet train``.
         data_dir: Folder holding the dataset's files (default: the run's own, then the usual lookup).
         test_subset: Evaluate on a seeded (the run's seed), class-balanced draw of N test images.
         batch_size: Images per forward pass.
+        tta: ``None``, or ``"flip"`` to average each picture's probabilities with its mirror image's.
 
     Returns:
-        ``{"accuracy", "loss", "examples", "per_class_accuracy", "confusion_matrix", "classes"}``; the matrix
-        is rows = true class, columns = predicted class.
+        :func:`evaluate`'s keys plus ``"classes"``, ``"multilabel"`` and ``"tta"``, and for single-label runs
+        ``"per_class_accuracy"`` (class -> accuracy, ``None`` for a class absent from the test set). Every
+        value is JSON-safe: an undefined number is ``None``, never NaN.
 
     Raises:
+        ConfigError: an unknown ``tta``.
         RunDirError: if ``run_dir`` is not a complete run directory.
-        DataError: if the test set cannot be found or read.
+        DataError: if the test set cannot be found or read, or its labels do not fit the model's task.
     """
+    check_tta(tta)
     run_dir = Path(run_dir)
     model = load(run_dir)
     card = model.card
+    loader = _test_loader(run_dir, card, data_dir, test_subset, batch_size)
+    outputs = gather_outputs(model, loader, len(card.classes), multilabel=card.multilabel, tta=tta)
+    out = summarize(outputs, card.classes, card.multilabel)
+    if not card.multilabel:
+        out["per_class_accuracy"] = per_class_accuracy(out["confusion_matrix"], card.classes)
+    out.update(classes=card.classes, multilabel=card.multilabel, tta=tta)
+    _write_files(run_dir, out, card, roc_curves(outputs.probs, outputs.targets, card.classes, card.multilabel))
+    return out
+
+
+def _test_loader(run_dir: Path, card: ModelCard, data_dir: str | None, test_subset: int | None,
+                 batch_size: int) -> Iterable[tuple[Tensor, Tensor]]:
+    """The run's test split, prepared by the transform the run recorded (the truth, also for older runs)."""
     config = read_config(run_dir)
-    pre = card.preprocessing  # the transform the run recorded is the truth, also for older run directories
+    pre = card.preprocessing
     data = dataclasses.replace(config.data, data_dir=data_dir or config.data.data_dir, test_subset=test_subset,
                                resize=pre.image_size, keep_aspect=pre.resize == "center-crop",
                                crop_pct=pre.crop_pct, interpolation=pre.interpolation)
-    config = dataclasses.replace(config, data=data)
-    loader = evaluation_loader(config, pre.mean, pre.std, batch_size)
-    result = evaluate(model, loader, len(card.classes))
-    out = {
-        "accuracy": result["accuracy"],
-        "loss": result["loss"],
-        "examples": result["examples"],
-        "per_class_accuracy": per_class_accuracy(result["confusion_matrix"], card.classes),
-        "confusion_matrix": result["confusion_matrix"],
-        "classes": card.classes,
-    }
-    plot_confusion(out["confusion_matrix"], card.classes, run_dir / CONFUSION_PNG,
-                   title=f"{card.model} on {card.dataset}: accuracy {out['accuracy']:.4f}")
+    return evaluation_loader(dataclasses.replace(config, data=data), pre.mean, pre.std, batch_size)
+
+
+def _write_files(run_dir: Path, out: dict[str, Any], card: ModelCard,
+                 curves: dict[str, tuple[list[float], list[float]]]) -> None:
+    name = f"{card.model} on {card.dataset}" if card.dataset else card.model
+    tta = ", flip TTA" if out["tta"] else ""
+    if not card.multilabel:
+        plot_confusion(out["confusion_matrix"], card.classes, run_dir / CONFUSION_PNG,
+                       title=f"{name}: accuracy {out['accuracy']:.4f}{tta}")
+    if curves:
+        mean = f": mean AUROC {out['mean_auroc']:.4f}" if card.multilabel and out["mean_auroc"] is not None else ""
+        plot_roc_curves(curves, run_dir / ROC_PNG, title=f"{name}{mean}{tta}")
     write_json(run_dir / EVALUATION_FILE, out)
-    return out

@@ -1,4 +1,4 @@
-"""What a run writes while it trains: ``metrics.jsonl``, ``curves.png`` and TensorBoard events."""
+"""What a run writes: ``metrics.jsonl``, ``curves.png`` and TensorBoard events while it trains; evaluation plots."""
 
 from __future__ import annotations
 
@@ -92,6 +92,39 @@ def plot_confusion(matrix: list[list[int]], classes: list[str], path: str | Path
             for j in range(n):
                 color = "white" if m[i, j] > 0.5 * m[i].sum() else "black"
                 ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=6, color=color)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_roc_curves(curves: dict[str, tuple[list[float], list[float]]], path: str | Path, title: str = "") -> None:
+    """Save ROC curves, one line per class, each labelled with its AUROC (the area under the drawn points).
+
+    Args:
+        curves: ``{class: (false positive rates, true positive rates)}``, as
+            :func:`~densenet.engine.metrics.roc_curves` gives them.
+        path: The PNG to write.
+        title: Above the plot.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
+    for name, (fpr, tpr) in curves.items():
+        auroc = torch.trapezoid(torch.tensor(tpr, dtype=torch.float64), torch.tensor(fpr, dtype=torch.float64))
+        ax.plot(fpr, tpr, "-", linewidth=1.2, label=f"{name} (AUROC {auroc.item():.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="gray", linewidth=1, label="chance")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=6 if len(curves) > 8 else 8, loc="lower right", ncol=1 + len(curves) // 16)
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()

@@ -24,6 +24,7 @@ from densenet.rundir.files import (
     LAST,
     META_FILE,
     METRICS_FILE,
+    ROC_PNG,
     SUMMARY_FILE,
     TEMP_GLOB,
     WEIGHTS_FILE,
@@ -47,7 +48,7 @@ from densenet.rundir.resume import (
 from densenet.rundir.weights import load, save_model
 
 __all__ = ["BEST", "CHECKPOINT_DIR", "CONFIG_FILE", "CONFUSION_PNG", "CURVES_FILE", "DEFAULT_PRESET",
-           "EVALUATION_FILE", "FORMAT_VERSION", "LAST", "META_FILE", "METRICS_FILE", "RESUME_OVERRIDES",
+           "EVALUATION_FILE", "FORMAT_VERSION", "LAST", "META_FILE", "METRICS_FILE", "RESUME_OVERRIDES", "ROC_PNG",
            "SUMMARY_FILE", "TEMP_GLOB", "WEIGHTS_FILE", "ModelCard", "Preprocessing", "RunPlan", "atomic_file",
            "atomic_path", "atomic_write_bytes", "current_umask", "default_run_dir", "fsync_path", "has_checkpoint",
            "load", "model_files", "plan_run", "read_card", "read_config", "resume_config", "save_model",

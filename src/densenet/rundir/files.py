@@ -27,6 +27,7 @@ LAST = "last.pt"  # the latest checkpoint, inside CHECKPOINT_DIR
 BEST = "best.pt"  # the checkpoint with the best test accuracy, inside CHECKPOINT_DIR
 EVALUATION_FILE = "evaluation.json"  # written by densenet evaluate
 CONFUSION_PNG = "confusion_matrix.png"  # written by densenet evaluate
+ROC_PNG = "roc_curves.png"  # written by densenet evaluate for multi-label and two-class runs
 TEMP_GLOB = ".*.tmp"  # the temporary files of atomic writes
 
 
