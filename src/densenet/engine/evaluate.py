@@ -30,6 +30,7 @@ def evaluate(
     *,
     autocast: contextlib.AbstractContextManager | None = None,
     ctx: DistContext | None = None,
+    multilabel: bool = False,
 ) -> dict[str, Any]:
     """Run ``model`` in eval mode over ``batches`` and summarize.
 
@@ -39,6 +40,8 @@ def evaluate(
         ``{"accuracy", "loss", "examples", "confusion_matrix"}``; the matrix is rows = true class,
         columns = predicted class.
     """
+    if multilabel:
+        raise NotImplementedError("multi-label metrics arrive with engine/metrics.py")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
