@@ -94,3 +94,24 @@ def random_bytes(path: Path, n: int = 2048, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes())
     return path
+
+
+def write_multilabel_csv(root: Path, count: int, size: int = 32, test_every: int = 5, seed: int = 0,
+                         classes: tuple[str, ...] = tuple(CLASS_COLOURS)) -> Path:
+    """``root/images/*.png`` and ``root/labels.csv`` (``path,labels,split``): each picture holds a random subset of
+    the classes, each a patch of its colour on a gray noisy background; an empty ``labels`` field is no finding.
+    Every ``test_every``-th picture is in the test split. Returns the CSV's path."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    lines = ["path,labels,split"]
+    patch = size // 3
+    for i in range(count):
+        pixels = np.clip(rng.normal(110, 30, (size, size, 3)), 0, 255).astype(np.uint8)
+        present = [c for c in classes if rng.random() < 0.4]
+        for name in present:
+            x, y = rng.integers(0, size - patch + 1, 2)
+            pixels[y : y + patch, x : x + patch] = CLASS_COLOURS[name]
+        Image.fromarray(pixels).save(root / "images" / f"{i:05d}.png")
+        lines.append(f"images/{i:05d}.png,{'|'.join(present)},{'test' if i % test_every == 0 else 'train'}")
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root / "labels.csv"

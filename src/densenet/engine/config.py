@@ -157,7 +157,7 @@ class OptimArgs:
     head_epochs: int = 0  # first train only the classifier for N epochs, then unfreeze down to --freeze-until
     decay_bn_bias: bool = True  # --no-decay-bn-bias: no weight decay on BatchNorm weights and biases (timm's way)
     class_weights: Literal["auto"] | None = None  # single-label: "auto" weighs the loss by inverse class frequency
-    pos_weight: Literal["auto"] | None = None  # multi-label: "auto" weighs each class's positives by negatives/positives
+    pos_weight: Literal["auto"] | None = None  # multi-label: "auto" weighs positives by negatives/positives per class
 
     def __post_init__(self) -> None:
         validate_fields(self, "optim")

@@ -24,6 +24,7 @@ from densenet.data.datasets import IMAGENET_MEAN, IMAGENET_STD
 from densenet.data.images import available_memory, list_image_folder
 from densenet.data.labels import read_label_file
 from densenet.data.photos import EvalTransform, TrainTransform
+from densenet.data.samplers import BalancedSampler
 from densenet.data.stream import PhotoDataset, PhotoLoader, default_workers
 from densenet.engine.config import TrainConfig
 from densenet.engine.distributed import DistContext, union_over_ranks
@@ -53,6 +54,7 @@ class TrainData:
     num_train: int
     num_test: int
     paths: dict[str, str] = field(default_factory=dict)  # split -> "memory" or "stream"
+    train_targets: torch.Tensor | None = None  # the whole training split's (N,) classes or (N, C) 0/1 rows
 
     @property
     def num_classes(self) -> int:
@@ -60,7 +62,8 @@ class TrainData:
 
     @property
     def multilabel(self) -> bool:
-        return isinstance(self.train_loader, PhotoLoader) and self.train_loader.dataset.files.multilabel
+        """Several labels per picture: (N, C) targets, sigmoid outputs and BCE."""
+        return self.train_targets is not None and self.train_targets.dim() == 2
 
     def bad_files(self) -> dict[str, str]:
         """Unreadable pictures skipped so far (path -> why), over both splits."""
@@ -111,22 +114,31 @@ def build_data(config: TrainConfig, ctx: DistContext, log: Callable[[str], None]
     """Load both splits and wrap them in loaders; under DDP each rank gets its own shard."""
     if is_photos(config):
         return _photo_data(config, ctx, log or (lambda _: None), progress)
+    if config.data.multi_label:
+        raise ConfigError(f"--multi-label needs a label file with several labels per picture (--dataset csv "
+                          f"--labels FILE.csv); {config.data.dataset} has one class per image")
     train, test = load_split(config, "train", log, progress), load_split(config, "test", log, progress)
     run, d = config.run, config.data
     common = dict(device=ctx.device, normalize=d.normalize)
-    sampler = _sampler(len(train), config, ctx)
+    targets = torch.as_tensor(train.labels, dtype=torch.int64)
+    sampler = _sampler(targets, len(train.classes), config, ctx)
     train_loader = BatchLoader(train, run.batch_size, shuffle=True, seed=run.seed, sampler=sampler,
                                augment=augmentation(config), **common)
     # The test set is split into contiguous shards with no padding, so each image counts once.
     test_loader = BatchLoader(_shard(test, ctx), max(run.batch_size, 256), shuffle=False, **common)
     return TrainData(train_loader, test_loader, train.classes, train.channels, train.image_size, train.mean, train.std,
-                     len(train), len(test), {"train": "memory", "test": "memory"})
+                     len(train), len(test), {"train": "memory", "test": "memory"}, targets)
 
 
-def _sampler(n: int, config: TrainConfig, ctx: DistContext) -> DistributedSampler:
-    # The same sampler alone or under torchrun: epoch e's order is randperm(seed + e) and rank r takes
-    # every world_size-th index, so two ranks with batch b see exactly the batches of one process with 2b.
-    return DistributedSampler(range(n), num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+def _sampler(targets: torch.Tensor, num_classes: int, config: TrainConfig,
+             ctx: DistContext) -> DistributedSampler | BalancedSampler:
+    """The training order: --balanced-sampler's class-balanced draw, else a shuffle. Both shard alike: epoch e's
+    order comes from (seed, e) and rank r takes every world_size-th index, so two ranks with batch b see exactly
+    the batches of one process with 2b."""
+    if config.data.balanced_sampler:
+        return BalancedSampler(targets, num_classes, seed=config.run.seed, num_replicas=ctx.world_size,
+                               rank=ctx.rank)
+    return DistributedSampler(range(len(targets)), num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                               seed=config.run.seed, drop_last=False)
 
 
@@ -166,7 +178,20 @@ def photo_files(config: TrainConfig, split: str) -> ImageList:
             raise ConfigError(f"--{split}-subset {n} is larger than the {split} set ({len(files)} pictures)")
         generator = torch.Generator().manual_seed(config.run.seed)
         files = files.select(torch.randperm(len(files), generator=generator)[:n].sort().values)
-    return files
+    return _as_task(files, config)
+
+
+def _as_task(files: ImageList, config: TrainConfig) -> ImageList:
+    """The files with the targets the run trains on: --multi-label turns one label per picture into one-hot rows;
+    --no-multi-label refuses a file that gives several."""
+    wanted = config.data.multi_label
+    if wanted is None or wanted == files.multilabel:
+        return files
+    if not wanted:
+        raise ConfigError(f"{files.name} gives pictures several labels each, and --no-multi-label asks for one per "
+                          "picture: drop --no-multi-label, or give each picture one `label`")
+    one_hot = torch.nn.functional.one_hot(files.labels, len(files.classes)).float()
+    return ImageList(files.paths, one_hot, files.classes, files.name)
 
 
 def photo_transforms(config: TrainConfig) -> tuple[TrainTransform, EvalTransform]:
@@ -297,18 +322,25 @@ def _photo_data(config: TrainConfig, ctx: DistContext, log: Callable[[str], None
     train, train_streams = _photo_split(config, "train", ctx, log, progress)
     test, test_streams = _photo_split(config, "test", ctx, log, progress)
     if train.files.classes != test.files.classes:
-        raise DataError(f"{d.data_dir}: the train split has classes {train.files.classes} but the test split has "
-                        f"{test.files.classes}; both need the same class folders.")
+        where = "label names in the label file" if d.dataset == CSV else "class folders"
+        raise DataError(f"{d.labels if d.dataset == CSV else d.data_dir}: the train split has classes "
+                        f"{train.files.classes} but the test split has {test.files.classes}; both splits need the "
+                        f"same {where}.")
+    targets = train.files.labels
+    if targets.dim() == 2 and (targets.sum(0) == 0).any():
+        empty = [c for c, n in zip(train.files.classes, targets.sum(0).tolist()) if n == 0]
+        log(f"warning: {', '.join(empty)} {'has' if len(empty) == 1 else 'have'} no positive picture in the train "
+            "split: the network cannot learn them, and their AUROC is reported as undefined")
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if d.normalize else ((0.0,) * 3, (1.0,) * 3)
     workers = default_workers() if d.workers is None else d.workers
     common = dict(mean=mean, std=std, device=ctx.device, workers=workers, warn=log)
     train_loader = PhotoLoader(train, run.batch_size, shuffle=True, seed=run.seed,
-                               sampler=_sampler(len(train), config, ctx), **common)
+                               sampler=_sampler(targets, len(train.files.classes), config, ctx), **common)
     test_loader = PhotoLoader(test, max(run.batch_size, 256), **common)
     size = train.transform.size
     return TrainData(train_loader, test_loader, train.files.classes, 3, size, IMAGENET_MEAN, IMAGENET_STD,
                      len(train), len(test), {"train": "stream" if train_streams else "memory",
-                                             "test": "stream" if test_streams else "memory"})
+                                             "test": "stream" if test_streams else "memory"}, targets)
 
 
 def evaluation_loader(config: TrainConfig, mean: list[float], std: list[float], batch_size: int = 256,

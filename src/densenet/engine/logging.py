@@ -51,7 +51,8 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def plot_curves(rows: list[dict[str, Any]], path: str | Path) -> None:
-    """Draw train loss, train acc and test acc against epochs, as the textbook's live plot does."""
+    """Draw train loss, train acc and test acc against epochs, as the textbook's live plot does (multi-label
+    runs: train loss, test mean AUROC and test mAP)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,8 +61,12 @@ def plot_curves(rows: list[dict[str, Any]], path: str | Path) -> None:
     epochs = [r["epoch"] for r in rows]
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
     ax.plot(epochs, [r["loss"] for r in rows], "-", label="train loss")
-    ax.plot(epochs, [r["train_acc"] for r in rows], "m--", label="train acc")
-    ax.plot(epochs, [r["test_acc"] for r in rows], "g-.", label="test acc")
+    if "test_mean_auroc" in rows[-1]:  # multi-label: no train accuracy; the headline is the mean AUROC
+        ax.plot(epochs, [r["test_mean_auroc"] for r in rows], "g-.", label="test mean AUROC")
+        ax.plot(epochs, [r["test_map"] for r in rows], "c:", label="test mAP")
+    else:
+        ax.plot(epochs, [r["train_acc"] for r in rows], "m--", label="train acc")
+        ax.plot(epochs, [r["test_acc"] for r in rows], "g-.", label="test acc")
     ax.set_xlabel("epoch")
     ax.set_xlim(1, max(epochs[-1], 2))
     ax.grid(True, alpha=0.3)

@@ -116,7 +116,7 @@ def model_card(config: TrainConfig, data: Any) -> ModelCard:
         pre = dataclasses.replace(pre, interpolation=d.interpolation)
     kwargs = {**config.model.kwargs, "in_channels": data.channels, "num_classes": data.num_classes}
     return ModelCard(model=config.model.name, model_kwargs=kwargs, classes=list(data.classes), preprocessing=pre,
-                     dataset=d.dataset)
+                     dataset=d.dataset, multilabel=data.multilabel)
 
 
 def progress_bar(total: int | None, desc: str, enabled: bool, initial: int = 0, unit: str = "batch") -> tqdm:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from densenet.engine import checkpoint as ckpt
 from densenet.engine.config import TrainConfig
@@ -37,7 +36,8 @@ from densenet.engine.logging import MetricsLog, TensorBoardLog, plot_curves
 from densenet.engine.performance import autocast_context, make_grad_scaler, resolve
 from densenet.engine.setup import build_model, build_optimizer, build_scheduler, model_card, progress_bar, wrap_model
 from densenet.engine.step import train_step  # the step `densenet bench train` times, too
-from densenet.errors import ConfigError, DenseNetError, RunDirError
+from densenet.engine.task import make_task
+from densenet.errors import DenseNetError, RunDirError
 from densenet.models import model_info, read_weights
 from densenet.rundir import CONFIG_FILE, CURVES_FILE, SUMMARY_FILE, save_model, write_json
 
@@ -150,9 +150,7 @@ class Trainer:
         weights = read_weights(cfg.model.init_from) if cfg.model.init_from and state is None else None  # likewise
         torch.manual_seed(cfg.run.seed)
         self.data: TrainData = build_data(cfg, ctx, self.log, self.progress)
-        if self.data.multilabel:
-            raise ConfigError(f"{cfg.data.labels} gives pictures several labels each; training on multi-label data "
-                              "is not supported yet: give each picture one `label`")
+        self.task = make_task(cfg, self.data.train_targets, self.data.num_classes, ctx.device, self.log)
         self._steps_run = 0
         model = build_model(cfg, self.data)
         if weights is not None:  # a resumed run has its weights in the checkpoint
@@ -188,7 +186,7 @@ class Trainer:
         state = self._setup(resume)
         rows: list[dict[str, Any]] = list(state["metrics"]) if state else []
         start = state["epoch"] if state else 0
-        best = state.get("best_test_acc", -1.0) if state else -1.0
+        best = state.get("best", state.get("best_test_acc", -1.0)) if state else -1.0
         partial = PartialEpoch(**state["partial"]) if state and state.get("partial") else None
         metrics, tb = self._open_run_dir(rows, start)
         self.log(self._banner(start, partial))
@@ -201,8 +199,9 @@ class Trainer:
                     self._save_partial(epoch, rows, best, stats)
                     break
                 rows.append(self._epoch_row(epoch, stats))
-                is_best = rows[-1]["test_acc"] > best
-                best = max(best, rows[-1]["test_acc"])
+                score = rows[-1][self.task.headline]
+                is_best = score is not None and score > best
+                best = score if is_best else best
                 if self.ctx.is_main:
                     self._save_epoch(epoch, rows, best, is_best, metrics, tb)
                 if self._stop_after_epoch(epoch, rows[-1]):
@@ -231,15 +230,14 @@ class Trainer:
         if not self.step_schedule:
             self.scheduler.step()
         test = evaluate(self.net, self.data.test_loader, self.data.num_classes,
-                        autocast=autocast_context(self.perf), ctx=self.ctx)
+                        autocast=autocast_context(self.perf), ctx=self.ctx, multilabel=self.task.multilabel)
         t0, elapsed0 = self._clock
-        row = {"epoch": epoch, "loss": stats.loss, "train_acc": stats.train_acc,
-               "test_acc": test["accuracy"], "test_loss": test["loss"],
-               "examples_per_sec": stats.examples / stats.train_seconds,
+        row = {"epoch": epoch, "loss": stats.loss, "train_acc": None if self.task.multilabel else stats.train_acc,
+               **self.task.test_columns(test), "examples_per_sec": stats.examples / stats.train_seconds,
                "elapsed_s": elapsed0 + time.perf_counter() - t0, "train_seconds": stats.train_seconds,
                "examples": stats.examples, "lr": self.optimizer.param_groups[0]["lr"]}
-        self.log(f"epoch {epoch}/{self.config.run.epochs}: loss {row['loss']:.3f}, train acc {row['train_acc']:.3f}, "
-                 f"test acc {row['test_acc']:.3f}, {row['examples_per_sec']:.1f} examples/sec")
+        self.log(f"epoch {epoch}/{self.config.run.epochs}: {self.task.describe(row)}, "
+                 f"{row['examples_per_sec']:.1f} examples/sec")
         return row
 
     def _stop_after_epoch(self, epoch: int, row: dict[str, Any]) -> bool:
@@ -286,9 +284,9 @@ class Trainer:
             for x, y in loader:
                 t = time.perf_counter()
                 loss, logits = self._step(x, y)
-                loss_sum += loss.detach().double() * y.numel()
-                correct += (logits.detach().argmax(1) == y).sum()
-                count += y.numel()
+                loss_sum += loss.detach().double() * y.shape[0]
+                correct += self.task.correct(logits.detach(), y)
+                count += y.shape[0]
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 seconds += time.perf_counter() - t
@@ -326,9 +324,7 @@ class Trainer:
                 raise DivergenceError("the training loss became NaN or infinite; the last good checkpoint is kept. "
                                       f"Lower --lr (now {self.config.optim.lr}) or use --precision fp32")
 
-        smoothing = self.config.optim.label_smoothing
-        loss, logits = train_step(self.net, self.optimizer, x, y, self.perf, self.scaler,
-                                  loss_fn=lambda out, target: F.cross_entropy(out, target, label_smoothing=smoothing),
+        loss, logits = train_step(self.net, self.optimizer, x, y, self.perf, self.scaler, loss_fn=self.task.loss,
                                   before_backward=stop_if_diverged)
         if self.step_schedule:
             self.scheduler.step()
@@ -351,7 +347,7 @@ class Trainer:
             "epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": ckpt.rng_state(), "config": self.config.to_dict(), "best_test_acc": best, "metrics": rows,
+            "rng": ckpt.rng_state(), "config": self.config.to_dict(), "best": best, "metrics": rows,
             "partial": asdict(partial) if partial is not None else None,
         }
 
@@ -359,10 +355,12 @@ class Trainer:
         last = rows[-1] if rows else {}
         examples, train_seconds = sum(r["examples"] for r in rows), sum(r["train_seconds"] for r in rows)
         summary = {
-            **{k: last.get(k) for k in ("epoch", "loss", "train_acc", "test_acc", "test_loss", "elapsed_s")},
+            **{k: last.get(k) for k in ("epoch", "loss", "train_acc", self.task.headline, "test_loss", "elapsed_s")},
+            **({"test_map": last.get("test_map")} if self.task.multilabel else {}),
             "epochs": len(rows),
             "examples_per_sec": examples / train_seconds if train_seconds else None,
-            "best_test_acc": best if rows else None,
+            f"best_{self.task.headline}": best if rows else None,
+            "multilabel": self.task.multilabel,
             "device": str(self.ctx.device),
             "world_size": self.ctx.world_size,
             "threads": torch.get_num_threads(),
@@ -378,8 +376,7 @@ class Trainer:
         if self.ctx.is_main and rows:
             save_model(self.run_dir, self.model, model_card(self.config, self.data))
             write_json(self.run_dir / SUMMARY_FILE, summary)
-            self.log(f"loss {summary['loss']:.3f}, train acc {summary['train_acc']:.3f}, "
-                     f"test acc {summary['test_acc']:.3f}")
+            self.log(self.task.describe(summary))
             self.log(f"{summary['examples_per_sec']:.1f} examples/sec on {summary['device']}")
             self.log(f"total time {summary['elapsed_s']:.1f} s")
         return summary
