@@ -8,7 +8,9 @@
 - :mod:`~densenet.engine.step`: the one training (and inference) step, shared with the benchmarks.
 - :mod:`~densenet.engine.checkpoint`, :mod:`~densenet.engine.logging`, :mod:`~densenet.engine.interrupts`:
   resumable state, per-epoch metrics and curves, Ctrl-C/SIGTERM.
-- :mod:`~densenet.engine.evaluate`, :mod:`~densenet.engine.predict`: a run's model on a test set or on pictures.
+- :mod:`~densenet.engine.evaluate`, :mod:`~densenet.engine.predict`: a run's model on a test set or on pictures;
+  :mod:`~densenet.engine.metrics` the numbers (accuracy, calibration, AUROC), :mod:`~densenet.engine.tta`
+  probabilities with test-time augmentation.
 - :mod:`~densenet.engine.distributed`: ``torchrun`` set-up, and the one reading of ``--device``.
 - The fast path: :mod:`~densenet.engine.performance` decides precision, memory format and compilation per
   device (reading the CPU through :mod:`~densenet.engine.hardware`); :mod:`~densenet.engine.compiled` and

@@ -8,13 +8,18 @@ from typing import Any
 
 import torch
 
+from densenet.engine.tta import check_tta, probabilities
 from densenet.errors import DataError
 from densenet.rundir import load
 
 
 @torch.no_grad()
-def predict(run_dir: str | Path, images: Sequence[str | Path], top_k: int = 5) -> list[dict[str, Any]]:
+def predict(run_dir: str | Path, images: Sequence[str | Path], top_k: int = 5,
+            tta: str | None = None) -> list[dict[str, Any]]:
     """Top-k classes for each picture file, preprocessed exactly as the training data was.
+
+    A single-label run's probabilities are a softmax over its classes; a multi-label run's (``multilabel``
+    in ``model.json``) are independent sigmoids, one per class, which need not sum to 1.
 
     Any size or mode is accepted: the picture is converted to the run's channels, resized and cropped
     by the evaluation transform recorded in ``model.json`` (:meth:`~densenet.rundir.Preprocessing.transform`)
@@ -24,16 +29,19 @@ def predict(run_dir: str | Path, images: Sequence[str | Path], top_k: int = 5) -
         run_dir: The ``--out`` folder of a finished ``densenet train``.
         images: Paths of picture files (PNG, JPEG, ...).
         top_k: How many classes to return per picture (at most the number of classes).
+        tta: ``None``, or ``"flip"`` to average each picture's probabilities with its mirror image's.
 
     Returns:
         One dict per file, in order: ``{"file", "predictions": [{"class", "index", "probability"}, ...]}``,
         most probable first, or ``{"file", "error"}`` for a file that could not be read (the others still run).
 
     Raises:
+        ConfigError: an unknown ``tta``.
         RunDirError: if ``run_dir`` is not a complete run directory.
     """
     from densenet.data.photos import decode
 
+    check_tta(tta)
     model = load(run_dir)
     card = model.card
     pre = card.preprocessing
@@ -49,7 +57,7 @@ def predict(run_dir: str | Path, images: Sequence[str | Path], top_k: int = 5) -
             results.append({"file": str(path), "error": str(exc)})
             continue
         x = ((image.float() / 255.0 - mean) / std).unsqueeze(0)  # (1, C, H, W)
-        probs = torch.softmax(model(x).float(), dim=1)[0]
+        probs = probabilities(model, x, multilabel=card.multilabel, tta=tta)[0]
         values, indices = probs.topk(k)
         results.append({"file": str(path), "predictions": [
             {"class": card.classes[i], "index": int(i), "probability": float(v)}
