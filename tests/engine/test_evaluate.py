@@ -6,13 +6,16 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from densenet.engine.config import load_preset
 from densenet.engine.evaluate import evaluate, evaluate_run, per_class_accuracy
+from densenet.engine.metrics import single_label_metrics
 from densenet.engine.trainer import train
+from densenet.errors import DataError
 
 
 class Oracle(nn.Module):
@@ -57,3 +60,58 @@ def test_evaluate_run_reproduces_the_trainers_test_numbers_and_writes_its_files(
     assert result["per_class_accuracy"].keys() == set(result["classes"])
     assert json.loads((run / "evaluation.json").read_text()) == json.loads(json.dumps(result))
     assert (run / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def tiny_model(num_classes: int) -> nn.Module:
+    """A small real network that is not mirror-symmetric (its head sees every position)."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, num_classes))
+
+
+def batches_of(x: torch.Tensor, y: torch.Tensor, size: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(x[i : i + size], y[i : i + size]) for i in range(0, len(x), size)]
+
+
+def mann_whitney(scores: torch.Tensor, truth: torch.Tensor) -> float:
+    """AUROC by its definition: the fraction of (positive, negative) pairs in order, ties counting half."""
+    diff = scores[truth == 1][:, None] - scores[truth == 0][None, :]
+    return ((diff > 0).double() + 0.5 * (diff == 0).double()).mean().item()
+
+
+INPUTS = torch.randn(10, 3, 6, 6, generator=torch.Generator().manual_seed(1))
+
+
+def test_single_label_loss_accuracy_and_metrics_cover_the_whole_set() -> None:
+    model, y = tiny_model(4), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
+    result = evaluate(model, batches_of(INPUTS, y), 4, classes=list("abcd"))
+    assert list(result) == ["accuracy", "loss", "examples", "confusion_matrix", "top5_accuracy", "macro_f1", "ece"]
+    with torch.no_grad():
+        logits = model(INPUTS)
+    assert math.isclose(result["loss"], F.cross_entropy(logits, y).item(), rel_tol=1e-6)
+    assert result["accuracy"] == (logits.argmax(1) == y).sum().item() / 10 and result["examples"] == 10
+    assert result["top5_accuracy"] is None  # 4 classes
+    direct = single_label_metrics(torch.softmax(logits, 1), y, list("abcd"))  # the metrics of the whole set at once
+    assert result["confusion_matrix"] == direct["confusion_matrix"]
+    assert (result["macro_f1"], result["ece"]) == pytest.approx((direct["macro_f1"], direct["ece"]))
+
+
+def test_multilabel_loss_is_the_mean_bce_and_auroc_the_pair_fraction() -> None:
+    model = tiny_model(3)
+    y = torch.tensor([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0], [1, 0, 0],
+                      [0, 1, 0], [1, 1, 1], [0, 0, 1], [1, 0, 1], [0, 1, 0]], dtype=torch.float32)
+    result = evaluate(model, batches_of(INPUTS, y), 3, multilabel=True)
+    assert list(result) == ["loss", "examples", "auroc", "mean_auroc", "average_precision", "map", "f1_at_0.5",
+                            "f1_best", "thresholds", "undefined"]
+    with torch.no_grad():
+        logits = model(INPUTS)
+    assert math.isclose(result["loss"], F.binary_cross_entropy_with_logits(logits, y).item(), rel_tol=1e-6)
+    probs = torch.sigmoid(logits)
+    expected = {str(c): mann_whitney(probs[:, c], y[:, c]) for c in range(3)}
+    assert result["auroc"] == pytest.approx(expected) and result["undefined"] == []
+    assert result["mean_auroc"] == pytest.approx(sum(expected.values()) / 3)
+    json.dumps(result, allow_nan=False)
+
+
+def test_targets_that_do_not_fit_the_task_are_refused() -> None:
+    with pytest.raises(DataError, match=r"multi-label evaluation needs \(B, classes\) 0/1 targets"):
+        evaluate(tiny_model(3), [(INPUTS, torch.zeros(10, dtype=torch.int64))], 3, multilabel=True)
