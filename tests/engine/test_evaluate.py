@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.run_dirs import binary_run, multilabel_run
 from torch import nn
 
 from densenet.engine.config import load_preset
@@ -115,3 +116,26 @@ def test_multilabel_loss_is_the_mean_bce_and_auroc_the_pair_fraction() -> None:
 def test_targets_that_do_not_fit_the_task_are_refused() -> None:
     with pytest.raises(DataError, match=r"multi-label evaluation needs \(B, classes\) 0/1 targets"):
         evaluate(tiny_model(3), [(INPUTS, torch.zeros(10, dtype=torch.int64))], 3, multilabel=True)
+
+
+def test_evaluate_run_of_a_two_class_run_writes_its_roc_curve_and_strict_json(tmp_path: Path) -> None:
+    run = binary_run(tmp_path)
+    result = evaluate_run(run, tta="flip")
+    assert result["examples"] == 12 and result["classes"] == ["green", "red"]
+    assert result["top5_accuracy"] is None and (result["multilabel"], result["tta"]) == (False, "flip")
+    assert sum(map(sum, result["confusion_matrix"])) == 12 and set(result["per_class_accuracy"]) == {"green", "red"}
+    saved = (run / "evaluation.json").read_text()
+    assert json.loads(saved) == json.loads(json.dumps(result, allow_nan=False)) and "NaN" not in saved
+    for name in ("roc_curves.png", "confusion_matrix.png"):
+        assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_run_of_a_multilabel_run_reports_auroc_per_class(tmp_path: Path) -> None:
+    run = multilabel_run(tmp_path)
+    result = evaluate_run(run)
+    assert result["multilabel"] is True and result["examples"] == 8
+    assert set(result["auroc"]) == {"blue", "green", "red"} and "accuracy" not in result
+    defined = [v for v in result["auroc"].values() if v is not None]
+    assert result["mean_auroc"] == pytest.approx(sum(defined) / len(defined))
+    assert (run / "roc_curves.png").is_file() and not (run / "confusion_matrix.png").exists()
+    assert json.loads((run / "evaluation.json").read_text()) == json.loads(json.dumps(result, allow_nan=False))

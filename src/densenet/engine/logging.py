@@ -126,8 +126,8 @@ def plot_roc_curves(curves: dict[str, tuple[list[float], list[float]]], path: st
     ax.plot([0, 1], [0, 1], ":", color="gray", linewidth=1, label="chance")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
+    ax.set_xlim(-0.01, 1.01)  # a curve along an edge stays visible
+    ax.set_ylim(-0.01, 1.01)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=6 if len(curves) > 8 else 8, loc="lower right", ncol=1 + len(curves) // 16)
     if title:
