@@ -25,11 +25,14 @@ def _save_run(run: Path, classes: list[str], config: TrainConfig, multilabel: bo
     return run
 
 
-def binary_run(root: Path) -> Path:
-    """``root/run`` of a two-class image-folder run (green, red), whose test split has 12 pictures, 6 each."""
+def binary_run(root: Path, test_classes: tuple[str, ...] = ("green", "red")) -> Path:
+    """``root/run`` of a two-class image-folder run (green, red), whose test split has 12 pictures spread over
+    ``test_classes`` (6 each by default)."""
     data = root / "data"
     write_plain_pngs(data / "train", 2, classes=("green", "red"))
-    write_plain_pngs(data / "test", 12, classes=("green", "red"), seed=1)
+    write_plain_pngs(data / "test", 12, classes=test_classes, seed=1)
+    for name in ("green", "red"):
+        (data / "test" / name).mkdir(exist_ok=True)
     config = TrainConfig().replace({"data.dataset": "image-folder", "data.data_dir": str(data), "data.resize": 32,
                                     "data.workers": 0})
     return _save_run(root / "run", ["green", "red"], config, multilabel=False)

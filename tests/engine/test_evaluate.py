@@ -139,3 +139,12 @@ def test_evaluate_run_of_a_multilabel_run_reports_auroc_per_class(tmp_path: Path
     assert result["mean_auroc"] == pytest.approx(sum(defined) / len(defined))
     assert (run / "roc_curves.png").is_file() and not (run / "confusion_matrix.png").exists()
     assert json.loads((run / "evaluation.json").read_text()) == json.loads(json.dumps(result, allow_nan=False))
+
+
+def test_a_test_set_with_one_class_of_two_has_no_roc_curve_and_no_nan(tmp_path: Path) -> None:
+    run = binary_run(tmp_path, test_classes=("green",))
+    (run / "roc_curves.png").write_bytes(b"left by an earlier evaluation")
+    result = evaluate_run(run)
+    assert result["per_class_accuracy"]["red"] is None and result["examples"] == 12
+    assert not (run / "roc_curves.png").exists()
+    json.dumps(result, allow_nan=False)

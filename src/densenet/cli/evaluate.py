@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from densenet.cli.common import add_common_flags, emit, info, positive_int
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     text = multilabel_text(result) if result["multilabel"] else single_label_text(result)
     if not result["multilabel"]:
         info(f"confusion matrix saved to {args.run_dir}/{CONFUSION_PNG}")
-    if result["multilabel"] or len(result["classes"]) == 2:
+    if (Path(args.run_dir) / ROC_PNG).is_file():  # only when a class had positive and negative test pictures
         info(f"ROC curves saved to {args.run_dir}/{ROC_PNG}")
     emit(args, result, text)
     return 0

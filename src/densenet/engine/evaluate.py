@@ -162,6 +162,9 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, test_subset: 
     ``confusion_matrix.png`` (single-label) and ``roc_curves.png`` (multi-label and two-class runs) into
     the run directory.
 
+    ``roc_curves.png`` is there afterwards exactly when this evaluation drew a curve: a class needs positive
+    and negative test pictures.
+
     Args:
         run_dir: The ``--out`` folder of a finished ``densenet train``.
         data_dir: Folder holding the dataset's files (default: the run's own, then the usual lookup).
@@ -214,4 +217,6 @@ def _write_files(run_dir: Path, out: dict[str, Any], card: ModelCard,
     if curves:
         mean = f": mean AUROC {out['mean_auroc']:.4f}" if card.multilabel and out["mean_auroc"] is not None else ""
         plot_roc_curves(curves, run_dir / ROC_PNG, title=f"{name}{mean}{tta}")
+    else:  # no class has both positives and negatives here: a curve left by an earlier evaluation would mislead
+        (run_dir / ROC_PNG).unlink(missing_ok=True)
     write_json(run_dir / EVALUATION_FILE, out)
