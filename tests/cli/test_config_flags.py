@@ -41,6 +41,7 @@ ARGV = {
     "data.interpolation": ["--interpolation", "bicubic"],
     "data.keep_aspect": ["--no-keep-aspect"],
     "data.strict": ["--strict"],
+    "data.no_finding": ["--no-finding", "Normal"],
     "data.multi_label": ["--multi-label"],
     "data.balanced_sampler": ["--balanced-sampler"],
     "optim.lr": ["--lr", "0.05"],
@@ -76,7 +77,8 @@ EXPECTED = {
     "data.hflip": True, "data.random_erasing": 0.25, "data.download": False, "data.labels": "/data/labels.csv",
     "data.stream": True, "data.workers": 3, "data.rrc_scale": 0.35, "data.color_jitter": 0.4, "data.lighting": 0.1,
     "data.crop_pct": 0.95, "data.interpolation": "bicubic", "data.keep_aspect": False, "data.strict": True,
-    "data.multi_label": True, "data.balanced_sampler": True, "optim.class_weights": "auto", "optim.pos_weight": "auto",
+    "data.no_finding": "Normal", "data.multi_label": True, "data.balanced_sampler": True,
+    "optim.class_weights": "auto", "optim.pos_weight": "auto",
     "optim.lr": 0.05,
     "optim.momentum": 0.9, "optim.nesterov": True, "optim.weight_decay": 1e-4, "optim.schedule": "step",
     "optim.milestones": [0.5, 0.75], "optim.gamma": 0.2, "optim.warmup_epochs": 2, "optim.schedule_per": "step",
@@ -97,7 +99,7 @@ def parse(*argv: str):
 
 def test_every_field_has_a_flag_that_sets_it():
     fields = all_fields()
-    assert len(fields) == 52 and fields == [c.field for c in config_flags()]
+    assert len(fields) == 53 and fields == [c.field for c in config_flags()]
     assert set(ARGV) == set(fields)  # a new field needs an entry in ARGV (and so a flag)
     options = build_parser()._subparsers._group_actions[0].choices["train"]._option_string_actions
     for name in fields:

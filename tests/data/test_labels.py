@@ -220,7 +220,6 @@ ERRORS = {
     "bad split": (["path,label,split", "a.png,x,train", "b.png,x,holdout"], 3, "split is 'holdout'"),
     "short row": (["path,x,label", "a.png,1,x", "b.png"], 3, "has 1 fields but needs 3"),
     "empty token": (["path,labels", "a.png,x||y"], 2, "empty label in 'x||y'"),
-    "empty labels": (["path,labels", "a.png,x", "b.png,"], 3, "empty label in ''"),
     "no finding beside findings": (["path,labels", "a.png,No Finding|x"], 2, "says `No Finding` beside findings"),
     "repeated column": (["path,x,x", "a.png,1,1"], 1, "the header names 'x' more than once"),
     "line after blank lines": (["path,label", "", "a.png,x", "", "", "b.png,"], 6, "the label is empty"),
@@ -332,3 +331,14 @@ def test_a_hundred_thousand_rows_in_a_few_folders(tmp_path):
     train, test = both(root, csv)
     assert (len(train), len(test)) == (80_000, 20_000) and len(train.classes) == 100
     assert np.bincount(test.labels.numpy()).tolist() == [200] * 100
+
+
+def test_an_empty_labels_cell_and_a_renamed_no_finding_are_all_zero_rows(tmp_path):
+    root = pictures(tmp_path / "img", "1.png", "2.png", "3.png", "4.png")
+    csv = label_file(tmp_path / "l.csv", "path,labels,split", "1.png,Mass,train", "2.png,,train",
+                     "3.png,Normal,train", "4.png,Mass,test")
+    train = read_label_file(root, csv, "train", no_finding="Normal")
+    assert train.classes == ["Mass"] and torch.equal(train.labels, torch.tensor([[1.0], [0.0], [0.0]]))
+    bad = label_file(tmp_path / "bad.csv", "path,labels,split", "1.png,Mass,train", "4.png,Mass|Normal,test")
+    with pytest.raises(DataError, match="says `Normal` beside findings"):
+        read_label_file(root, bad, "train", no_finding="Normal")

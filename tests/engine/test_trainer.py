@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 from tests.helpers import run_cli
 
+from densenet.engine import task as task_module
 from densenet.engine import trainer as trainer_module
 from densenet.engine.config import load_preset
 from densenet.engine.trainer import DivergenceError, Trainer, train
@@ -120,8 +121,8 @@ def test_divergence_later_keeps_the_last_good_checkpoint(tmp_path, fashion_dir, 
     before = (run / "checkpoints" / "last.pt").read_bytes()
 
     # Inject the fault: from now on every loss is NaN, as an exploding run would produce.
-    real = trainer_module.F.cross_entropy
-    monkeypatch.setattr(trainer_module.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+    real = task_module.F.cross_entropy
+    monkeypatch.setattr(task_module.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
     with pytest.raises(DivergenceError, match="last good checkpoint"):
         Trainer(cfg.replace({"run.epochs": 2}), run, progress=False).fit(resume=True)
     assert (run / "checkpoints" / "last.pt").read_bytes() == before

@@ -4,9 +4,9 @@ A label file is UTF-8 CSV with a header (a byte-order mark is accepted). Its lay
 header; ChestX-ray14's ``Data_Entry_2017.csv`` reads as it is:
 
 - ``path,label``: one class name per row (single-label).
-- ``path,labels``: class names separated by ``|`` (multi-label); the cell ``No Finding`` means none of the
-  classes, an all-zero row. ChestX-ray14's ``Image Index`` and ``Finding Labels`` read as ``path`` and
-  ``labels``; other columns are ignored in these two layouts.
+- ``path,labels``: class names separated by ``|`` (multi-label); an empty cell, or the cell ``No Finding``
+  (``no_finding=`` names another), means none of the classes, an all-zero row. ChestX-ray14's ``Image Index``
+  and ``Finding Labels`` read as ``path`` and ``labels``; other columns are ignored in these two layouts.
 - ``path,<class>,<class>,...``: one 0/1 column per class (multi-label); every named column other than
   ``path`` and ``split`` is a class.
 
@@ -122,18 +122,21 @@ def _check_files(table: Table, root: Path, rels: list[str]) -> None:
                                               "relative to the images folder (--data-dir).")
 
 
-def _label_sets(table: Table, col: int) -> list[frozenset[str]]:
-    """The classes of each row of a `|`-separated column; `No Finding` alone is the empty set."""
+def _label_sets(table: Table, col: int, no_finding: str = NO_FINDING) -> list[frozenset[str]]:
+    """The classes of each row of a `|`-separated column; an empty cell or ``no_finding`` alone is the empty set."""
     sets: list[frozenset[str]] = []
     for cell, line in zip(table.cells(col), table.lines):
+        if not cell.strip():
+            sets.append(frozenset())
+            continue
         tokens = [token.strip() for token in cell.split("|")]
         if "" in tokens:
-            raise table.error(line, f"empty label in {cell!r}; separate class names with `|`, and write "
-                                    f"`{NO_FINDING}` for a picture that shows none of the classes.")
-        if NO_FINDING in tokens and len(tokens) > 1:
-            raise table.error(line, f"{cell!r} says `{NO_FINDING}` beside findings; write either the findings or "
-                                    f"`{NO_FINDING}` alone.")
-        sets.append(frozenset(tokens) - {NO_FINDING})
+            raise table.error(line, f"empty label in {cell!r}; separate class names with `|`, and leave the cell "
+                                    f"empty (or write `{no_finding}`) for a picture that shows none of the classes.")
+        if no_finding in tokens and len(tokens) > 1:
+            raise table.error(line, f"{cell!r} says `{no_finding}` beside findings; write either the findings or "
+                                    f"`{no_finding}` alone.")
+        sets.append(frozenset(tokens) - {no_finding})
     return sets
 
 
@@ -208,10 +211,11 @@ def _binary_classes(table: Table, layout: _Layout, matrix: np.ndarray, splits: l
     return [table.header[col] for col in layout.targets]
 
 
-def _raw_targets(table: Table, layout: _Layout) -> list[str] | list[frozenset[str]] | np.ndarray:
+def _raw_targets(table: Table, layout: _Layout,
+                 no_finding: str = NO_FINDING) -> list[str] | list[frozenset[str]] | np.ndarray:
     """Each row's class name ("label"), set of class names ("labels") or 0/1 row ("binary"), checked."""
     if layout.kind == "labels":
-        return _label_sets(table, layout.targets[0])
+        return _label_sets(table, layout.targets[0], no_finding)
     if layout.kind == "binary":
         return _binary_rows(table, layout.targets)
     names = table.cells(layout.targets[0])
@@ -249,7 +253,8 @@ def _images_root(images_dir: str | Path) -> Path:
     return root
 
 
-def read_label_file(images_dir: str | Path, labels_csv: str | Path, split: str) -> ImageList:
+def read_label_file(images_dir: str | Path, labels_csv: str | Path, split: str,
+                    no_finding: str = NO_FINDING) -> ImageList:
     """One split of the pictures a label file lists, with their targets (see the module docstring for layouts).
 
     With a ``split`` column, the train split is the rows marked ``train`` and the test split is the rows marked
@@ -264,6 +269,7 @@ def read_label_file(images_dir: str | Path, labels_csv: str | Path, split: str) 
         images_dir: the folder the paths are relative to.
         labels_csv: the label file.
         split: "train" or "test".
+        no_finding: The ``labels`` cell meaning none of the classes (an empty cell means it too).
 
     Returns:
         The split's pictures in file order; labels int64 (N,) for ``label``, float32 (N, C) otherwise.
@@ -280,7 +286,7 @@ def read_label_file(images_dir: str | Path, labels_csv: str | Path, split: str) 
     table = read_csv(Path(labels_csv).expanduser())
     layout = _layout(table)
     rels = _relative_paths(table, table.cells(layout.path), root)
-    raw = _raw_targets(table, layout)
+    raw = _raw_targets(table, layout, no_finding)
     if layout.split is not None:
         splits = _column_splits(table, layout.split)
     else:  # stratified by class for single-label rows; multi-label rows form one group

@@ -125,6 +125,7 @@ class DataArgs:
     interpolation: Interpolation = "bilinear"  # photos: resampling filter, bilinear or bicubic
     keep_aspect: bool = True  # photos: random/centre crops; --no-keep-aspect stretches to a square (older runs)
     strict: bool = False  # photos: decode every picture before training and stop at the first unreadable one
+    no_finding: str = "No Finding"  # multi-label: the `labels` cell meaning none of the classes (as an empty one)
     multi_label: bool | None = None  # several labels per picture (sigmoid + BCE); unset: when the label file has them
     balanced_sampler: bool = False  # draw training pictures with probability inverse to their class's frequency
 

@@ -169,7 +169,7 @@ def photo_files(config: TrainConfig, split: str) -> ImageList:
     if not d.data_dir:
         raise ConfigError(f"--dataset {d.dataset} needs --data-dir pointing at the pictures")
     if d.dataset == CSV:
-        files = read_label_file(d.data_dir, d.labels, split)
+        files = read_label_file(d.data_dir, d.labels, split, d.no_finding)
     else:
         files = list_image_folder(d.data_dir, split, d.labels)
     n = d.train_subset if split == "train" else d.test_subset
