@@ -7,9 +7,9 @@ their means, and F1 at 0.5 and at each class's best threshold.
 Why torchmetrics' functional API: AUROC, average precision, precision-recall curves, calibration error
 and top-k accuracy each have tie and edge-case conventions (tied scores, the curve's end points, the
 binning of confidences) that are easy to get subtly wrong by hand; torchmetrics implements them on
-tensors (on any device, no NumPy round trip), matches scikit-learn's definitions, and is light:
-it needs only ``numpy``, ``packaging``, ``torch`` and ``lightning-utilities`` (a small helper package of
-the Lightning project; it does not pull ``lightning`` or ``torchvision``). Only the stateless
+tensors (on any device, no NumPy round trip), with scikit-learn's definitions of AUROC and average
+precision. It is light: it needs only ``numpy``, ``packaging``, ``torch`` and ``lightning-utilities`` (a
+small helper package of the Lightning project; it pulls neither ``lightning`` nor ``torchvision``). Only the stateless
 functional API is used: the distributed gathering is ours (:func:`densenet.engine.distributed.gather_rows`),
 so every rank computes the same numbers from the same tensors.
 
@@ -167,6 +167,10 @@ def roc_curves(probs: Tensor, targets: Tensor, classes: Sequence[str],
         targets: ``(N, C)`` float 0/1 targets (multi-label) or ``(N,)`` int64 class indices.
         classes: The ``C`` class names.
         multilabel: Which of the two the targets are.
+
+    Returns:
+        ``{class name: (fpr, tpr)}``, two lists of floats from (0, 0) to (1, 1); the area under them is the
+        class's AUROC.
     """
     if multilabel:
         scores, truth, names = probs.float(), (targets > 0.5).long(), list(classes)  # (N, C)
