@@ -281,7 +281,7 @@ def test_evaluate_gives_the_accuracy_of_the_last_test_pass(runs):
 # ----------------------------------------------------------------- label files
 
 
-def test_a_csv_label_file_trains_and_a_multi_label_one_is_refused(folder, tmp_path):
+def test_a_csv_label_file_trains_and_no_multi_label_refuses_a_multi_label_one(folder, tmp_path):
     pictures = sorted(p for p in folder.rglob("*") if p.suffix in (".jpg", ".png", ".bmp", ".webp")
                       and p.name not in ("cut.jpg", "noise.png"))
     (tmp_path / "labels.csv").write_text("path,label\n" + "".join(
@@ -299,10 +299,11 @@ def test_a_csv_label_file_trains_and_a_multi_label_one_is_refused(folder, tmp_pa
     (tmp_path / "multi.csv").write_text("path,labels\n" + "".join(
         f"{p.relative_to(folder)},{p.parent.name}|{'bright' if i % 2 else 'dark'}\n" for i, p in enumerate(pictures)))
     refused = run_cli("train", *RUN, "--dataset", "csv", "--data-dir", str(folder), "--labels",
-                      str(tmp_path / "multi.csv"), "--workers", "0", "--out", str(tmp_path / "multi"))
+                      str(tmp_path / "multi.csv"), "--no-multi-label", "--workers", "0",
+                      "--out", str(tmp_path / "multi"))
     assert refused.returncode == 2, refused.stderr[-3000:]
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "multi-label" in errors[0] and str(tmp_path / "multi.csv") in errors[0]
+    assert len(errors) == 1 and "--no-multi-label" in errors[0] and str(tmp_path / "multi.csv") in errors[0]
     assert "Traceback" not in refused.stderr and not (tmp_path / "multi" / "checkpoints").exists()
 
 
