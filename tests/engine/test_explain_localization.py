@@ -1,0 +1,77 @@
+"""Grad-CAM of a DenseNet trained on synthetic scenes points at the object: the issue's acceptance test.
+
+A small DenseNet (3x3 stem, three dense blocks of two layers, k=12) is trained by the real trainer
+(``--dataset csv``, eager fp32 on the CPU) on 300 single-object scenes of 32x32 pixels for 8 epochs.
+The last dense block's map is 8x8, 4 pixels a cell. Measured on the 60 test scenes: the peak of the true
+class's heatmap is inside the object's box for 60 of 60 (1.00), and for 8% to 43% with the same network
+untrained (three seeds); test accuracy 0.98.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from densenet.data.labels import read_label_file
+from densenet.data.synthetic import draw_scene, read_boxes, write_scenes
+from densenet.engine.config import TrainConfig
+from densenet.engine.explain import explain
+from densenet.engine.trainer import train
+
+SIZE = 32
+MODEL_KWARGS = {"stem": "cifar", "block_config": [2, 2, 2], "growth_rate": 12, "num_init_features": 16}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("localization")
+    scenes = write_scenes(root / "scenes", 300, size=SIZE, seed=0)
+    config = TrainConfig().replace({
+        "model.name": "d2l_densenet", "model.kwargs": MODEL_KWARGS, "model.init": "builder",
+        "data.dataset": "csv", "data.data_dir": str(scenes), "data.labels": str(scenes / "labels.csv"),
+        "data.resize": SIZE, "data.workers": 0, "data.rrc_scale": 0.5,
+        "optim.lr": 0.05, "optim.momentum": 0.9, "optim.schedule": "cosine",
+        "run.epochs": 8, "run.batch_size": 16, "run.device": "cpu", "run.precision": "fp32", "run.compile": False})
+    summary = train(config, root / "run", progress=False)
+    return scenes, root / "run", summary
+
+
+def inside(peak, box) -> bool:
+    x0, y0, x1, y1 = box
+    return peak is not None and x0 <= peak[0] < x1 and y0 <= peak[1] < y1
+
+
+def test_the_peak_of_the_true_class_falls_inside_the_object_box(trained):
+    scenes, run, summary = trained
+    test = read_label_file(scenes, scenes / "labels.csv", "test")
+    boxes = read_boxes(scenes)
+    hits = []
+    for path in test.paths:
+        [(cls, *box)] = boxes[path.relative_to(scenes).as_posix()]
+        [result] = explain(run, [path], classes=[cls])
+        hits.append(inside(result["explanations"][0]["peak"], box))
+    fraction = float(np.mean(hits))
+    print(f"localization: {sum(hits)}/{len(hits)} = {fraction:.2f}; test accuracy {summary['test_acc']:.2f}")
+    assert len(hits) == 60 and fraction >= 0.8
+
+
+def test_a_wide_picture_gets_its_peak_on_the_object_in_the_original_pixels(trained, tmp_path):
+    """96x64 pictures, the object on the left: resized to 55x32 and centre-cropped, the run sees columns 21 to 76."""
+    _, run, _ = trained
+    rng = np.random.default_rng(5)
+    files, boxes = [], []
+    for shape in ("circle", "square", "triangle"):
+        while True:  # draw until the object's centre is well left of the middle and it is mostly inside the crop
+            img, [(_, *box)] = draw_scene([shape], 64, rng, aspect=1.5)
+            if box[0] >= 16 and box[0] + box[2] < 80:
+                break
+        files.append(tmp_path / f"{shape}.png")
+        img.save(files[-1])
+        boxes.append(box)
+    results = explain(run, files, classes=None, out_dir=tmp_path / "out")
+    for r, box, shape in zip(results, boxes, ("circle", "square", "triangle")):
+        [e] = r["explanations"]
+        assert e["class"] == shape
+        assert e["peak"][0] < 48 and inside(e["peak"], box)
+        assert Image.open(e["heatmap"]).size == (96, 64)
