@@ -37,7 +37,7 @@ def test_single_object_scenes_are_a_single_label_file_with_one_box_per_picture(t
             img = np.asarray(Image.open(path), dtype=np.float64)
             assert img.shape == (40, 60, 3)
             [(cls, x0, y0, x1, y1)] = boxes[path.relative_to(folder).as_posix()]
-            assert cls == SHAPES[label] and 0 <= x0 < x1 <= 60 and 0 <= y0 < y1 <= 40 and x1 - x0 >= 0.4 * 40 - 1
+            assert cls == SHAPES[label] and 0 <= x0 < x1 <= 60 and 0 <= y0 < y1 <= 40 and x1 - x0 >= 0.24 * 40 - 1
             background = np.ones(img.shape[:2], bool)
             background[y0:y1, x0:x1] = False
             assert img[y0:y1, x0:x1].mean() > img[background].mean() + 40  # the object stands out...

@@ -1,10 +1,11 @@
 """Grad-CAM of a DenseNet trained on synthetic scenes points at the object: the issue's acceptance test.
 
 A small DenseNet (3x3 stem, three dense blocks of two layers, k=12) is trained by the real trainer
-(``--dataset csv``, eager fp32 on the CPU) on 300 single-object scenes of 32x32 pixels for 8 epochs.
-The last dense block's map is 8x8, 4 pixels a cell. Measured on the 60 test scenes: the peak of the true
-class's heatmap is inside the object's box for 60 of 60 (1.00), and for 8% to 43% with the same network
-untrained (three seeds); test accuracy 0.98.
+(``--dataset csv``, eager fp32 on the CPU, no random crops) on 300 single-object scenes of 48x48 pixels
+for 10 epochs. Its last dense block's map is 12x12, 4 pixels a cell; objects are 11 to 22 pixels wide.
+Measured on the 60 test scenes: the peak of the true class's heatmap is inside the object's box for 57
+(0.95), with test accuracy 1.00. For comparison, the picture's centre is inside the box for 23 (0.38), and
+the same network untrained peaks inside for 0.00 to 0.30 (three seeds).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from densenet.engine.config import TrainConfig
 from densenet.engine.explain import explain
 from densenet.engine.trainer import train
 
-SIZE = 32
+SIZE = 48
 MODEL_KWARGS = {"stem": "cifar", "block_config": [2, 2, 2], "growth_rate": 12, "num_init_features": 16}
 
 
@@ -30,9 +31,9 @@ def trained(tmp_path_factory):
     config = TrainConfig().replace({
         "model.name": "d2l_densenet", "model.kwargs": MODEL_KWARGS, "model.init": "builder",
         "data.dataset": "csv", "data.data_dir": str(scenes), "data.labels": str(scenes / "labels.csv"),
-        "data.resize": SIZE, "data.workers": 0, "data.rrc_scale": 0.5,
+        "data.resize": SIZE, "data.workers": 0, "data.rrc_scale": 1.0,
         "optim.lr": 0.05, "optim.momentum": 0.9, "optim.schedule": "cosine",
-        "run.epochs": 8, "run.batch_size": 16, "run.device": "cpu", "run.precision": "fp32", "run.compile": False})
+        "run.epochs": 10, "run.batch_size": 16, "run.device": "cpu", "run.precision": "fp32", "run.compile": False})
     summary = train(config, root / "run", progress=False)
     return scenes, root / "run", summary
 
@@ -46,18 +47,20 @@ def test_the_peak_of_the_true_class_falls_inside_the_object_box(trained):
     scenes, run, summary = trained
     test = read_label_file(scenes, scenes / "labels.csv", "test")
     boxes = read_boxes(scenes)
-    hits = []
+    hits, centre = [], []
     for path in test.paths:
         [(cls, *box)] = boxes[path.relative_to(scenes).as_posix()]
         [result] = explain(run, [path], classes=[cls])
         hits.append(inside(result["explanations"][0]["peak"], box))
+        centre.append(inside((SIZE // 2, SIZE // 2), box))  # a heatmap that always peaks in the middle
     fraction = float(np.mean(hits))
-    print(f"localization: {sum(hits)}/{len(hits)} = {fraction:.2f}; test accuracy {summary['test_acc']:.2f}")
-    assert len(hits) == 60 and fraction >= 0.8
+    print(f"localization: {sum(hits)}/{len(hits)} = {fraction:.2f} (the centre: {np.mean(centre):.2f}); "
+          f"test accuracy {summary['test_acc']:.2f}")
+    assert len(hits) == 60 and fraction >= 0.8 and fraction > np.mean(centre) + 0.3
 
 
 def test_a_wide_picture_gets_its_peak_on_the_object_in_the_original_pixels(trained, tmp_path):
-    """96x64 pictures, the object on the left: resized to 55x32 and centre-cropped, the run sees columns 21 to 76."""
+    """96x64 pictures, the object on the left: resized to 82x55 and centre-cropped, the run sees columns 20 to 75."""
     _, run, _ = trained
     rng = np.random.default_rng(5)
     files, boxes = [], []

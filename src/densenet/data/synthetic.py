@@ -108,7 +108,7 @@ def draw_scene(kinds: Sequence[str], size: int, rng: np.random.Generator,
         The picture and each drawn object's ``(shape, x0, y0, x1, y1)``: its pixel box, x1 and y1 exclusive.
     """
     width = round(size * aspect)
-    radius = (0.2, 0.32) if len(kinds) == 1 else (0.12, 0.2)
+    radius = (0.12, 0.22) if len(kinds) == 1 else (0.1, 0.18)
     img = Image.fromarray(np.clip(_background(width, size, rng), 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
     boxes = []
