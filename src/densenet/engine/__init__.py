@@ -9,6 +9,7 @@
 - :mod:`~densenet.engine.checkpoint`, :mod:`~densenet.engine.logging`, :mod:`~densenet.engine.interrupts`:
   resumable state, per-epoch metrics and curves, Ctrl-C/SIGTERM.
 - :mod:`~densenet.engine.evaluate`, :mod:`~densenet.engine.predict`: a run's model on a test set or on pictures.
+- :mod:`~densenet.engine.explain`: Grad-CAM, where a run's model looks in a picture.
 - :mod:`~densenet.engine.distributed`: ``torchrun`` set-up, and the one reading of ``--device``.
 - The fast path: :mod:`~densenet.engine.performance` decides precision, memory format and compilation per
   device (reading the CPU through :mod:`~densenet.engine.hardware`); :mod:`~densenet.engine.compiled` and
