@@ -103,6 +103,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, classes: Sequence[int] | None = 
     try:
         with torch.enable_grad():
             logits = model(x.detach().requires_grad_(True))[0]  # (K,)
+            if not kept:
+                raise UsageError(f"layer {name!r} does not run when the model classifies a picture; choose another")
             chosen = [int(logits.argmax())] if classes is None else [int(c) for c in classes]
             cams = []
             for n, c in enumerate(chosen):
