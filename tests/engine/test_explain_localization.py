@@ -1,11 +1,12 @@
 """Grad-CAM of a DenseNet trained on synthetic scenes points at the object: the issue's acceptance test.
 
 A small DenseNet (3x3 stem, three dense blocks of two layers, k=12) is trained by the real trainer
-(``--dataset csv``, eager fp32 on the CPU, no random crops) on 300 single-object scenes of 48x48 pixels
-for 10 epochs. Its last dense block's map is 12x12, 4 pixels a cell; objects are 11 to 22 pixels wide.
-Measured on the 60 test scenes: the peak of the true class's heatmap is inside the object's box for 57
-(0.95), with test accuracy 1.00. For comparison, the picture's centre is inside the box for 23 (0.38), and
-the same network untrained peaks inside for 0.00 to 0.30 (three seeds).
+(``--dataset csv``, eager fp32 on the CPU, no random crops) on 300 single-object scenes of 40x40 pixels
+for 8 epochs. Its last dense block's map is 10x10, 4 pixels a cell; objects are 10 to 18 pixels wide.
+Measured on the 60 test scenes: the peak of the true class's heatmap is inside the object's box for 58
+(0.97), with test accuracy 0.95. For comparison, the picture's centre is inside the box for 24 (0.40), and
+the same network untrained peaks inside for 1 to 19 (three seeds). At 48x48 pixels and 10 epochs (twice the
+time): 57 of 60, the centre 23.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from densenet.engine.config import TrainConfig
 from densenet.engine.explain import explain
 from densenet.engine.trainer import train
 
-SIZE = 48
+SIZE = 40
 MODEL_KWARGS = {"stem": "cifar", "block_config": [2, 2, 2], "growth_rate": 12, "num_init_features": 16}
 
 
@@ -33,7 +34,7 @@ def trained(tmp_path_factory):
         "data.dataset": "csv", "data.data_dir": str(scenes), "data.labels": str(scenes / "labels.csv"),
         "data.resize": SIZE, "data.workers": 0, "data.rrc_scale": 1.0,
         "optim.lr": 0.05, "optim.momentum": 0.9, "optim.schedule": "cosine",
-        "run.epochs": 10, "run.batch_size": 16, "run.device": "cpu", "run.precision": "fp32", "run.compile": False})
+        "run.epochs": 8, "run.batch_size": 16, "run.device": "cpu", "run.precision": "fp32", "run.compile": False})
     summary = train(config, root / "run", progress=False)
     return scenes, root / "run", summary
 
@@ -60,7 +61,7 @@ def test_the_peak_of_the_true_class_falls_inside_the_object_box(trained):
 
 
 def test_a_wide_picture_gets_its_peak_on_the_object_in_the_original_pixels(trained, tmp_path):
-    """96x64 pictures, the object on the left: resized to 82x55 and centre-cropped, the run sees columns 20 to 75."""
+    """96x64 pictures, the object on the left: resized to 69x46 and centre-cropped, the run sees columns 20 to 75."""
     _, run, _ = trained
     rng = np.random.default_rng(5)
     files, boxes = [], []
