@@ -1,7 +1,7 @@
 """Grad-CAM of a DenseNet trained on synthetic scenes points at the object: the issue's acceptance test.
 
 A small DenseNet (3x3 stem, three dense blocks of two layers, k=12) is trained by the real trainer
-(``--dataset csv``, eager fp32 on the CPU, no random crops) on 300 single-object scenes of 40x40 pixels
+(``--dataset csv``, eager fp32 on the CPU, no random crops: ``rrc_scale`` 1) on 300 single-object scenes of 40x40 pixels
 for 8 epochs. Its last dense block's map is 10x10, 4 pixels a cell; objects are 10 to 18 pixels wide.
 Measured on the 60 test scenes: the peak of the true class's heatmap is inside the object's box for 58
 (0.97), with test accuracy 0.95. For comparison, the picture's centre is inside the box for 24 (0.40), and
