@@ -11,6 +11,8 @@
   :mod:`~densenet.data.labels` (label files, ImageNet's val labels;
   :mod:`~densenet.data.csvtable` reads the CSV), :mod:`~densenet.data.photos`
   (per-picture decoding and transforms) and :mod:`~densenet.data.stream` (worker-process loading).
+- :mod:`~densenet.data.synthetic`: shapes drawn on the fly, as class folders or as scenes with label and
+  box files, for demos and tests.
 """
 
 from densenet.data.datasets import (

@@ -168,21 +168,22 @@ class EvalTransform:
         (None: full size, for the stretching path, which must match older run directories)."""
         return self.resize_to if self.keep_aspect else None
 
-    def __call__(self, img: Image.Image) -> torch.Tensor:
-        """uint8 (C, size, size) pixels of ``img`` (already converted by :func:`convert_mode`)."""
-        resample = _FILTERS[self.interpolation]
+    def geometry(self, width: int, height: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Where the output comes from in a ``width`` x ``height`` picture: the (width, height) it is resized
+        to, and the (left, top) corner of the ``size`` x ``size`` crop taken from that."""
         if not self.keep_aspect:
-            if img.size != (self.size, self.size):
-                img = img.resize((self.size, self.size), resample)
-            return to_tensor(img)
-        w, h = img.size
+            return (self.size, self.size), (0, 0)
         short = self.resize_to
         # torchvision's Resize(int): the short side to `short`, the long side scaled and truncated.
-        new = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
-        if new != (w, h):
-            img = img.resize(new, resample)
-        left, top = round((new[0] - self.size) / 2), round((new[1] - self.size) / 2)
-        return to_tensor(img.crop((left, top, left + self.size, top + self.size)))
+        new = (short, int(short * height / width)) if width <= height else (int(short * width / height), short)
+        return new, (round((new[0] - self.size) / 2), round((new[1] - self.size) / 2))
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        """uint8 (C, size, size) pixels of ``img`` (already converted by :func:`convert_mode`)."""
+        new, (left, top) = self.geometry(*img.size)
+        if new != img.size:
+            img = img.resize(new, _FILTERS[self.interpolation])
+        return to_tensor(img.crop((left, top, left + self.size, top + self.size)) if self.keep_aspect else img)
 
 
 @dataclass(frozen=True)

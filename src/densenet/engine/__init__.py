@@ -11,6 +11,9 @@
 - :mod:`~densenet.engine.evaluate`, :mod:`~densenet.engine.predict`: a run's model on a test set or on pictures;
   :mod:`~densenet.engine.metrics` the numbers (accuracy, calibration, AUROC), :mod:`~densenet.engine.tta`
   probabilities with test-time augmentation.
+- :mod:`~densenet.engine.explain`: Grad-CAM, where a run's model looks in a picture.
+- :mod:`~densenet.engine.task`: single- or multi-label: the loss, and the headline metric that picks ``best.pt``.
+- :mod:`~densenet.engine.finetune`: frozen stages, classifier-only epochs and the optimizer's parameter groups.
 - :mod:`~densenet.engine.distributed`: ``torchrun`` set-up, and the one reading of ``--device``.
 - The fast path: :mod:`~densenet.engine.performance` decides precision, memory format and compilation per
   device (reading the CPU through :mod:`~densenet.engine.hardware`); :mod:`~densenet.engine.compiled` and
