@@ -28,8 +28,17 @@ ROWS = "tests/cli/test_readme_rows.py"
 RELIABILITY = "tests/engine/test_reliability.py"
 
 WEIGHTS = "tests/cli/test_bad_weights.py"
+MULTI = "tests/cli/test_bad_multilabel.py"
 
 CLI_TESTS = {
+    "`explain --class` names a class the run does not know":
+        f"{MULTI}::test_explain_with_a_class_the_run_does_not_know",
+    "`explain --layer` names a layer a ResNet baseline does not have":
+        f"{MULTI}::test_explain_on_a_layer_a_resnet_baseline_does_not_have",
+    "a multi-label CSV whose test split names a class the train split lacks":
+        f"{MULTI}::test_a_multi_label_csv_whose_test_split_names_a_class_the_train_split_lacks",
+    "a class with no positive picture in the train split":
+        f"{MULTI}::test_a_class_with_no_positive_picture_is_warned_about_and_its_auroc_is_undefined",
     "`--init-from` a path that does not exist": f"{WEIGHTS}::test_a_source_that_does_not_exist",
     "weights of another architecture (a ResNet's into a DenseNet)": f"{WEIGHTS}::test_weights_of_another_architecture",
     "a truncated `.pth`": f"{WEIGHTS}::test_a_truncated_pth",
@@ -123,7 +132,7 @@ def calls_in(nodeid: str) -> set[str]:
 
 def test_every_readme_row_has_a_cli_test_or_a_reason():
     rows = readme_rows()
-    assert len(rows) == 44
+    assert len(rows) == 48
     assert set(rows) == set(CLI_TESTS) | set(API_ONLY) and not set(CLI_TESTS) & set(API_ONLY)
     for situation, nodeid in CLI_TESTS.items():
         assert nodeid in rows[situation], f"README's row {situation!r} does not name {nodeid}"

@@ -211,7 +211,6 @@ ERRORS = {
                              "class 'zebra' appears only in the test split"),
     "only in test, binary": (["path,x,zebra,split", "a.png,1,0,train", "b.png,0,1,test"], 3,
                              "class 'zebra' appears only in the test split"),
-    "never positive": (["path,x,zebra", "a.png,1,0", "b.png,1,0"], 1, "class column 'zebra' has no 1"),
     "duplicate": (["path,label", "a.png,x", "b.png,x", "./a.png,y"], 4, "a.png is listed twice, on lines 2 and 4"),
     "not 0/1": (["path,x,y", "a.png,1,0", "b.png,0,2"], 3, "column `y` holds '2', but a class column holds 0 or 1"),
     "empty 0/1": (["path,x,y", "a.png,1,", "b.png,0,1"], 2, "column `y` holds ''"),
@@ -342,3 +341,11 @@ def test_an_empty_labels_cell_and_a_renamed_no_finding_are_all_zero_rows(tmp_pat
     bad = label_file(tmp_path / "bad.csv", "path,labels,split", "1.png,Mass,train", "4.png,Mass|Normal,test")
     with pytest.raises(DataError, match="says `Normal` beside findings"):
         read_label_file(root, bad, "train", no_finding="Normal")
+
+
+def test_a_class_column_that_is_never_1_is_kept_for_the_trainer_to_warn_about(tmp_path):
+    root = pictures(tmp_path / "img", "a.png", "b.png", "c.png")
+    csv = label_file(tmp_path / "labels.csv", "path,x,zebra,split", "a.png,1,0,train", "b.png,0,0,train",
+                     "c.png,1,0,test")
+    train = read_label_file(root, csv, "train")
+    assert train.classes == ["x", "zebra"] and torch.equal(train.labels, torch.tensor([[1.0, 0.0], [0.0, 0.0]]))

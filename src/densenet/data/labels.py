@@ -197,7 +197,8 @@ def _class_names(table: Table, names: Sequence[Collection[str]], splits: list[st
 
 
 def _binary_classes(table: Table, layout: _Layout, matrix: np.ndarray, splits: list[str]) -> list[str]:
-    """The class columns, in order; each needs a 1 in some training row."""
+    """The class columns, in order. A class with a 1 only in test rows is an error; a column that is never 1 is
+    kept (the trainer warns that it cannot be learnt, and its AUROC is reported as undefined)."""
     split = np.array(splits)
     in_train = matrix[split == "train"].any(axis=0)
     for j in np.flatnonzero(~in_train):
@@ -206,8 +207,6 @@ def _binary_classes(table: Table, layout: _Layout, matrix: np.ndarray, splits: l
         if len(positive):
             raise table.error(table.lines[positive[0]], f"class {name!r} appears only in the test split; every "
                                                         "class needs training rows: add some, or drop the class.")
-        raise table.error(table.header_line, f"class column {name!r} has no 1 in the train split; every class "
-                                             "needs training rows: add some, or drop the column.")
     return [table.header[col] for col in layout.targets]
 
 

@@ -329,8 +329,10 @@ def _photo_data(config: TrainConfig, ctx: DistContext, log: Callable[[str], None
     targets = train.files.labels
     if targets.dim() == 2 and (targets.sum(0) == 0).any():
         empty = [c for c, n in zip(train.files.classes, targets.sum(0).tolist()) if n == 0]
-        log(f"warning: {', '.join(empty)} {'has' if len(empty) == 1 else 'have'} no positive picture in the train "
-            "split: the network cannot learn them, and their AUROC is reported as undefined")
+        one = len(empty) == 1
+        log(f"warning: {', '.join(empty)} {'has' if one else 'have'} no positive picture in the train split: the "
+            f"network cannot learn {'it' if one else 'them'}, and {'its' if one else 'their'} AUROC is reported as "
+            "undefined where the test split has no positive either")
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if d.normalize else ((0.0,) * 3, (1.0,) * 3)
     workers = default_workers() if d.workers is None else d.workers
     common = dict(mean=mean, std=std, device=ctx.device, workers=workers, warn=log)

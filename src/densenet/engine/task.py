@@ -84,9 +84,13 @@ class Task:
     def describe(self, row: dict[str, Any]) -> str:
         """The epoch's figures for the log line."""
         if self.multilabel:
-            auroc = "undefined" if row["test_mean_auroc"] is None else f"{row['test_mean_auroc']:.3f}"
-            return f"loss {row['loss']:.3f}, test mean AUROC {auroc}, test mAP {row['test_map']:.3f}"
+            return (f"loss {row['loss']:.3f}, test mean AUROC {_figure(row['test_mean_auroc'])}, "
+                    f"test mAP {_figure(row['test_map'])}")
         return f"loss {row['loss']:.3f}, train acc {row['train_acc']:.3f}, test acc {row['test_acc']:.3f}"
+
+
+def _figure(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3f}"
 
 
 def make_task(config: TrainConfig, train_targets: torch.Tensor, num_classes: int, device: torch.device,
