@@ -170,6 +170,35 @@ def backends_2threads(path: Path, other: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def chexnet_example(record: Path) -> str:
+    """README's CheXNet-style run (scripts/chexnet-example.sh): the machine, the two runs, the per-class AUROC
+    without and with --tta flip, where the heatmaps peak against the objects' boxes, and the export check."""
+    cpu = _lscpu(record / "lscpu.txt")
+    pre, run = _json(record / "pretrained" / "summary.json"), _json(record / "findings-run" / "summary.json")
+    plain, tta = _json(record / "evaluation.json"), _json(record / "evaluation-tta.json")
+    export = _json(record / "export.json")
+    lines = [f"On {cpu['Model name']}, {cpu['CPU(s)']} CPUs (bf16/AMX flags: {cpu['bf16/AMX flags']}), "
+             f"{run['precision']}, {'compiled' if run['compiled'] else 'not compiled'}: pretraining reached test "
+             f"accuracy {pre['test_acc']:.3f} in {pre['elapsed_s']:.0f} s; fine-tuning reached mean test AUROC "
+             f"{run['test_mean_auroc']:.3f} (mAP {run['test_map']:.3f}) in {run['elapsed_s']:.0f} s.", "",
+             "| finding | AUROC | AUROC, `--tta flip` | average precision |", "|---|---:|---:|---:|"]
+    lines += [f"| {c} | {plain['auroc'][c]:.3f} | {tta['auroc'][c]:.3f} | {plain['average_precision'][c]:.3f} |"
+              for c in plain["classes"]]
+    lines += [f"| **mean** | **{plain['mean_auroc']:.3f}** | **{tta['mean_auroc']:.3f}** | **{plain['map']:.3f}** |",
+              "", f"`--tta flip` changes the mean AUROC by {tta['mean_auroc'] - plain['mean_auroc']:+.3f} and the "
+              f"mAP by {tta['map'] - plain['map']:+.3f}."]
+    boxes = [line.split(",") for line in (record / "explain-boxes.csv").read_text().splitlines() if line.strip()]
+    for entry in _json(record / "explain.json"):
+        for e in entry["explanations"]:
+            x, y = e["peak"]
+            inside = any(b[1] == e["class"] and int(b[2]) <= x < int(b[4]) and int(b[3]) <= y < int(b[5])
+                         for b in boxes)
+            lines.append(f"- `{e['class']}` (probability {e['probability']:.3f}): the heatmap peaks at ({x}, {y}), "
+                         f"{'inside' if inside else 'outside'} a {e['class']}'s box.")
+    lines += ["", f"The exported ONNX model matches PyTorch within {export['max_abs_diff']:.1e} (max abs difference)."]
+    return "\n".join(lines) + "\n"
+
+
 def renderers(root: Path) -> dict[str, tuple[str, Callable[[], str]]]:
     """Every generated block: its name -> (the doc that holds it, what renders it from its record)."""
     bench = root / BENCH
@@ -181,4 +210,5 @@ def renderers(root: Path) -> dict[str, tuple[str, Callable[[], str]]]:
         "bench-2026-12-01": ("BENCHMARKS.md", lambda: bench_results(bench)),
         "backends-1thread": ("BENCHMARKS.md", lambda: backends_1thread(one)),
         "backends-2threads": ("BENCHMARKS.md", lambda: backends_2threads(two, one)),
+        "chexnet-example": ("README.md", lambda: chexnet_example(root / "docs" / "records" / "chexnet-example")),
     }

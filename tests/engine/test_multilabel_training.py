@@ -88,3 +88,30 @@ def test_multi_label_flags_on_data_with_one_label_per_picture(tmp_path):
     builtin = run_cli("train", "--multi-label", "--out", str(tmp_path / "run2"), env=ENV).stderr
     assert "--multi-label needs a label file with several labels per picture" in builtin
     assert not Path(tmp_path / "run").exists() and not Path(tmp_path / "run2").exists()
+
+
+def test_a_multi_label_run_resumes_bit_identical_and_trains_in_bf16(tmp_path):
+    from safetensors.torch import load_file
+
+    from densenet.engine.config import TrainConfig
+    from densenet.engine.trainer import train
+
+    labels = write_multilabel_csv(tmp_path / "data", 60)
+
+    def config(epochs: int, **run) -> TrainConfig:
+        return TrainConfig().replace({
+            "model.kwargs": json.loads(SMALL), "data.dataset": "csv", "data.data_dir": str(tmp_path / "data"),
+            "data.labels": str(labels), "data.resize": 32, "data.workers": 0, "optim.pos_weight": "auto",
+            "optim.momentum": 0.9, "run.epochs": epochs, "run.batch_size": 16, "run.device": "cpu",
+            "run.compile": False, **{f"run.{k}": v for k, v in run.items()}})
+
+    train(config(2, precision="fp32"), tmp_path / "straight", progress=False)
+    train(config(1, precision="fp32"), tmp_path / "split", progress=False)
+    train(config(2, precision="fp32"), tmp_path / "split", resume=True, progress=False)
+    a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "split" / "model.safetensors")
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+    rows = [(tmp_path / d / "metrics.jsonl").read_text() for d in ("straight", "split")]
+    assert [json.loads(r)["test_mean_auroc"] for r in rows[0].splitlines()] == \
+        [json.loads(r)["test_mean_auroc"] for r in rows[1].splitlines()]
+    bf16 = train(config(1, precision="bf16"), tmp_path / "bf16", progress=False)
+    assert bf16["precision"] == "bf16" and 0 <= bf16["test_mean_auroc"] <= 1
