@@ -9,10 +9,10 @@ set -euo pipefail
 PY=${PYTHON:-.venv/bin/python}
 WORK=${WORK:-runs/chexnet-example}
 OUT=${OUT:-docs/records/chexnet-example}
-COUNT=${COUNT:-1500}; PRE_EPOCHS=${PRE_EPOCHS:-6}; EPOCHS=${EPOCHS:-8}  # smaller for a smoke test of the script
+COUNT=${COUNT:-600}; PRE_EPOCHS=${PRE_EPOCHS:-4}; EPOCHS=${EPOCHS:-3}; SIZE=${SIZE:-32}  # the scenes are 64 px
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 MODEL=(--model d2l_densenet --model-kwargs '{"stem": "cifar", "block_config": [3, 3, 3], "growth_rate": 12, "num_init_features": 24}')
-COMMON=(--dataset csv --resize 64 --rrc-scale 0.5 --batch-size 32 --momentum 0.9 --nesterov --schedule cosine
+COMMON=(--dataset csv --resize "$SIZE" --rrc-scale 0.5 --batch-size 32 --momentum 0.9 --nesterov --schedule cosine
         --weight-decay 1e-4 --no-progress)
 densenet() { echo "+ densenet $*" >> "$OUT/commands.txt"; "$PY" -m densenet "$@"; }
 
