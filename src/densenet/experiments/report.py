@@ -21,9 +21,10 @@ from densenet.experiments.rules import RULES
 from densenet.experiments.scales import get_scale
 from densenet.experiments.stored import load_stored, stored_train_threads
 from densenet.experiments.sweep import Log, Sweep
+from densenet.experiments.transfer import TRANSFER
 from densenet.rundir import atomic_write_bytes, write_json
 
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (*CLAIMS, *IDEAS)}
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (*CLAIMS, *IDEAS, TRANSFER)}
 MIN_SEEDS_FOR_REPORT = 3
 
 
@@ -148,9 +149,11 @@ def conditions(sweep: Sweep, records: list[dict[str, Any]], train_threads: int |
     """What the runs and timings of one experiment were, as the records and the sweep say."""
     from densenet.data import get_spec
 
-    sc, size = sweep.scale, get_spec(sweep.dataset).image_size
-    text = [f"{DATASET_NAMES.get(sweep.dataset, sweep.dataset)} at {size}x{size}."]
     trained = [r for r in records if "test_acc" in r]
+    # Runs of the sweep's dataset carry no "dataset"; those that name theirs (transfer) do.
+    datasets = list(dict.fromkeys(r.get("dataset", sweep.dataset) for r in trained)) or [sweep.dataset]
+    sc, size = sweep.scale, get_spec(datasets[0]).image_size
+    text = [" and ".join(DATASET_NAMES.get(d, d) for d in datasets) + f" at {size}x{size}."]
     timed = [r for r in records if "images_per_s" in r]
     if trained:
         sizes = sorted({(r["train_images"], r["epochs"]) for r in trained})

@@ -15,17 +15,20 @@ from typing import Any
 
 from densenet.errors import ConfigError
 from densenet.experiments.base import Plan
-from densenet.experiments.sweep import Sweep
+from densenet.experiments.sweep import Sweep, config_hash
 
 
 def expected_records(sweep: Sweep, plan: Plan) -> list[dict[str, Any]]:
     """The identifying fields of the records ``plan`` produces, in order: runs first, then timings."""
     out = []
     for run in plan.runs:
-        params, flops = sweep.cost(run.arch)
+        params, flops = sweep.cost(run.arch, run.dataset)
         out.append({"label": run.arch.label, "args": run.arch.kwargs, "seed": run.seed,
                     "train_images": run.train_images, "augment": run.augment,
-                    "epochs": sweep.scale.epochs_for(run.train_images), "params": params, "flops": flops})
+                    "epochs": sweep.epochs(run), "params": params, "flops": flops})
+        if run.dataset or run.init_from:  # the records of such runs say which data and which start
+            out[-1] |= {"dataset": run.dataset or sweep.dataset,
+                        "init_from": config_hash(sweep.config(run.init_from), sweep.root) if run.init_from else None}
     for bench in plan.benches:
         params, flops = sweep.cost(bench.arch)
         out.append({"label": bench.arch.label, "args": bench.arch.kwargs, "precision": bench.precision,
