@@ -56,10 +56,10 @@ SCALES = {
     "cpu": Scale(
         name="cpu", dataset="fashion-mnist", train_images=12_000, test_images=2_000, budget=24_000, max_epochs=40,
         batch_size=128, fractions=(0.01, 0.05, 0.2, 1.0), augment_padding=2, bench_batch=64, bench_steps=5,
-        pretrain_images=None, pretrain_epochs=3, transfer_sizes=(100, 1_000, 10_000),
+        pretrain_images=None, pretrain_epochs=2, transfer_sizes=(100, 1_000, 10_000),
         description="Fashion-MNIST at its native 28x28: the standard runs train on the first 12,000 training "
         "images for 2 epochs (claim 3: 600 images for 40 epochs up to all 60,000 for one) and are scored on the "
-        "first 2,000 test images; transfer pretrains on all 60,000 for 3 epochs and fine-tunes on 100, 1,000 and "
+        "first 2,000 test images; transfer pretrains on all 60,000 for 2 epochs and fine-tunes on 100, 1,000 and "
         "10,000 MNIST images; timings at batch 64; eager (no torch.compile)."),
     "full": Scale(
         name="full", dataset="cifar-10", train_images=None, test_images=None, budget=50_000 * 60, max_epochs=300,

@@ -52,7 +52,8 @@ def analyze_transfer(sweep: Sweep, seeds: int, records: list[dict[str, Any]], pl
             *((arm, f"{name}, test acc %") for arm, name in ARMS),
             ("diff", "pretrained - scratch, pp (± 95% interval)"),
             *((f"t_{arm}", f"{name}: training s to {target}") for arm, name in ARMS)]
-    cells = [{"size": f"{n:,}", "epochs": by[("scratch", n)]["epochs"],
+    epochs = {r["train_images"]: r["epochs"] for r in tuned}
+    cells = [{"size": f"{n:,}", "epochs": epochs[n],
               **{arm: pm(by[(arm, n)]["test_acc_mean"], by[(arm, n)]["test_acc_std"]) for arm, _ in ARMS},
               "diff": ci(iv), **{f"t_{arm}": _time_cell(hits[(arm, n)]) for arm, _ in ARMS}}
              for n, iv in zip(sizes, diffs)]
@@ -121,7 +122,7 @@ TRANSFER = Experiment(
     "Fine-tuned on 100, 1,000 or 10,000 MNIST images, is a DenseNet pretrained on Fashion-MNIST more accurate than "
     "the same network trained from scratch with the same budget?",
     f"{ARCH.label} (cifar stem, about 100k parameters) is pretrained once (seed 0) on Fashion-MNIST, on the scale's "
-    "pretraining set for its pretraining epochs (cpu scale: all 60,000 images for 3 epochs). Every MNIST run then "
+    "pretraining set for its pretraining epochs (cpu scale: all 60,000 images for 2 epochs). Every MNIST run then "
     "trains the whole network with the standard recipe and epochs, starting either from those weights with the "
     "classifier drawn afresh, or from the builder's initialization. The pretrained start is a file the sweep writes "
     "once per seed from the pretraining run's model.safetensors, with the classifier replaced by the one the "
