@@ -43,5 +43,9 @@ class UnsafeFileError(DenseNetError):
     """A weights file that would need unpickling arbitrary code to load."""
 
 
+class WeightsError(DenseNetError):
+    """A weights file that is missing, unreadable or does not fit the model."""
+
+
 class InputSizeError(DenseNetError):
     """An input too small (or otherwise unfit) for a model."""

@@ -18,6 +18,8 @@ parser.add_argument("--batch-size", type=int, required=True)
 parser.add_argument("--epochs", type=int, default=1)
 parser.add_argument("--interrupt-at", help="EPOCH,BATCH: stop there as Ctrl-C would")
 parser.add_argument("--resume", action="store_true")
+parser.add_argument("--finetune", metavar="WEIGHTS", help="start from WEIGHTS, classifier only in epoch 1, then all "
+                    "but the stem and denseblock1, the backbone at a tenth of the rate")
 args = parser.parse_args()
 
 config = load_preset("d2l-fashion-mnist").replace({
@@ -25,6 +27,10 @@ config = load_preset("d2l-fashion-mnist").replace({
     "run.batch_size": args.batch_size, "run.epochs": args.epochs, "run.precision": "fp32", "run.compile": False,
     "run.device": "cpu", "optim.lr": 0.05,
 })
+if args.finetune:
+    config = config.replace({"model.init_from": args.finetune, "model.freeze_until": "denseblock1",
+                             "optim.head_epochs": 1, "optim.backbone_lr_scale": 0.1, "optim.decay_bn_bias": False,
+                             "optim.weight_decay": 1e-3, "optim.momentum": 0.9})
 ctx = init_distributed("cpu")
 stop_at = tuple(int(v) for v in args.interrupt_at.split(",")) if args.interrupt_at else None
 trainer = Trainer(config, os.path.join(args.out, "run"), ctx=ctx, progress=False,

@@ -98,3 +98,25 @@ def test_a_run_interrupted_mid_epoch_under_torchrun_resumes_bit_identical(tmp_pa
     rows = [[json.loads(r) for r in (d / "run" / "metrics.jsonl").read_text().splitlines()] for d in (full, split)]
     for key in ("loss", "train_acc", "test_acc", "examples"):
         assert [r[key] for r in rows[0]] == [r[key] for r in rows[1]], key
+
+
+def test_fine_tuning_under_torchrun_keeps_ranks_identical_and_the_frozen_stages_fixed(tmp_path, fashion_dir):
+    """The classifier-only epoch, then the DDP wrapper rebuilt for what trains from epoch 2 on."""
+    from densenet.engine.finetune import frozen_tensors
+    from densenet.models import create_model
+    from densenet.rundir import ModelCard, Preprocessing, save_model
+
+    torch.manual_seed(4)
+    source = create_model("d2l_densenet", in_channels=1, num_classes=10)
+    save_model(tmp_path / "source", source, ModelCard("d2l_densenet", {"in_channels": 1, "num_classes": 10},
+               [str(i) for i in range(10)], Preprocessing(1, 32, [0.0], [1.0])))
+    _run(_torchrun(str(WORKER), "--out", str(tmp_path), "--data-dir", str(fashion_dir), "--batch-size", "32",
+                   "--epochs", "2", "--finetune", str(tmp_path / "source")))
+    a, b = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
+    assert [k for k in a if "running" not in k and "num_batches" not in k and not torch.equal(a[k], b[k])] == []
+    original = source.state_dict()
+    frozen = [k for k, _ in frozen_tensors(source, "denseblock1")]
+    assert [k for k in frozen if not torch.equal(a[k], original[k])] == []
+    later = [k for k in a if k.startswith("features.denseblock2.") and k.endswith("conv.weight")]
+    assert later and all(not torch.equal(a[k], original[k]) for k in later)
+    assert not torch.equal(a["classifier.weight"], original["classifier.weight"])

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import densenet
-from densenet.errors import UnsafeFileError
+from densenet.errors import UnsafeFileError, WeightsError
 from densenet.export import ExportError, convert_torch_checkpoint
 from densenet.rundir import Preprocessing, load, read_card
 
@@ -85,20 +85,20 @@ def test_loading_tools_refuse_pickles(tmp_path: Path) -> None:
         load(tmp_path / "w.pt")
 
 
-def test_unfit_or_unreadable_checkpoints_are_export_errors(tmp_path: Path) -> None:
+def test_unfit_or_unreadable_checkpoints_are_weights_errors(tmp_path: Path) -> None:
     _save_weights(tmp_path / "w.pth")
-    with pytest.raises(ExportError, match="does not fit densenet_bc100_k12"):
+    with pytest.raises(WeightsError, match="look like another architecture than this DenseNet: missing keys"):
         convert_torch_checkpoint(tmp_path / "w.pth", tmp_path / "run", "densenet_bc100_k12")
     (tmp_path / "cut.pt").write_bytes((tmp_path / "w.pth").read_bytes()[:4096])
-    with pytest.raises(ExportError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(WeightsError, match="is truncated or not a PyTorch checkpoint"):
         convert_torch_checkpoint(tmp_path / "cut.pt", tmp_path / "run", "d2l_densenet")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(UnsafeFileError, match="or it is corrupt"):
         convert_torch_checkpoint(tmp_path / "junk.pt", tmp_path / "run", "d2l_densenet")
     torch.save({"epoch": 3}, tmp_path / "meta.pt")
-    with pytest.raises(ExportError, match="holds no state dict"):
+    with pytest.raises(WeightsError, match="holds no state dict"):
         convert_torch_checkpoint(tmp_path / "meta.pt", tmp_path / "run", "d2l_densenet")
-    with pytest.raises(ExportError, match="does not exist"):
+    with pytest.raises(WeightsError, match="do not exist"):
         convert_torch_checkpoint(tmp_path / "missing.pt", tmp_path / "run", "d2l_densenet")
     assert not (tmp_path / "run").exists()
     convert_torch_checkpoint(tmp_path / "w.pth", tmp_path / "run", "d2l_densenet")

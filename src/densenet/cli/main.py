@@ -16,7 +16,7 @@ from densenet.cli.common import ArgumentParser
 from densenet.errors import DenseNetError
 
 # Subcommand modules, in the order `densenet --help` lists them.
-COMMANDS = ("models", "summary", "train", "evaluate", "predict", "export", "bench", "experiment", "data")
+COMMANDS = ("models", "summary", "train", "evaluate", "predict", "export", "convert", "bench", "experiment", "data")
 
 
 def build_parser() -> ArgumentParser:

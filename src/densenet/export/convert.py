@@ -1,34 +1,46 @@
-"""Converting a pickled PyTorch checkpoint (``.pt``/``.pth``) into ``model.safetensors`` + ``model.json``.
+"""Converting a weights file (a pickled ``.pt``/``.pth`` above all) into ``model.safetensors`` + ``model.json``.
 
-The tools only read safetensors weights, which cannot carry code. A ``.pt`` file is a pickle,
-and unpickling can call any function the file names. The conversion therefore loads it with
-``torch.load(weights_only=True)`` only: PyTorch's restricted unpickler accepts tensors and plain
-containers and refuses everything else before calling it.
+The tools only read safetensors weights, which cannot carry code. A ``.pt`` file is a pickle, and unpickling
+can call any function the file names. The conversion reads it with
+:func:`densenet.models.read_weights`, i.e. ``torch.load(weights_only=True)`` only: PyTorch's restricted
+unpickler accepts tensors and plain containers and refuses everything else before calling it. It fits the
+weights with :func:`densenet.models.load_weights`, the one implementation the trainer also uses.
 """
 
 from __future__ import annotations
 
-import pickle
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from densenet.errors import UnsafeFileError
+from densenet.data.datasets import IMAGENET_MEAN, IMAGENET_STD
 from densenet.export.formats import ExportError
-from densenet.models import create_model, load_torchvision_state_dict, model_info
+from densenet.models import Weights, create_model, load_weights, model_info, read_weights
 from densenet.rundir import WEIGHTS_FILE, ModelCard, Preprocessing, save_model
 
-# Where training scripts commonly nest the weights inside a checkpoint dictionary.
-_NESTED_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "module", "net")
-# Prefixes that wrappers add to every key: DistributedDataParallel and torch.compile.
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+# torchvision's evaluation transform for its ImageNet weights: resize the short side to 256, centre-crop 224.
+TORCHVISION_CROP_PCT = 0.875
+
+
+def torchvision_preprocessing(model_name: str, channels: int = 3) -> Preprocessing:
+    """The preprocessing torchvision's ImageNet weights expect, at ``model_name``'s registered input size.
+
+    Args:
+        model_name: Registered model name; its input size is the image size (224 for ``densenet121``).
+        channels: 3, or 1 for a model whose stem was summed over RGB: mean and std are then the RGB ones' means.
+
+    Returns:
+        Centre-crop resizing (crop_pct 0.875, bilinear) with ImageNet's mean and std.
+    """
+    mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
+    if channels != 3:
+        mean, std = [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
+    return Preprocessing(channels=channels, image_size=model_info(model_name).input_size[1], mean=mean, std=std,
+                         resize="center-crop", crop_pct=TORCHVISION_CROP_PCT, interpolation="bilinear")
 
 
 def convert_torch_checkpoint(
-    src: str | Path,
+    src: str | Path | Weights,
     dst_dir: str | Path,
     model_name: str,
     *,
@@ -37,51 +49,52 @@ def convert_torch_checkpoint(
     preprocessing: Preprocessing | None = None,
     dataset: str = "",
     overwrite: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
-    """Read a ``.pt``/``.pth`` checkpoint without running code and save it as a loadable run directory.
+    """Read a checkpoint without running code, fit it into ``model_name`` and save it as a run directory.
 
-    The checkpoint may be a plain state dict or a dictionary holding one (under ``state_dict``,
-    ``model`` ...); ``module.`` / ``_orig_mod.`` prefixes from DDP and ``torch.compile`` are
-    stripped, and torchvision's legacy DenseNet keys (``norm.1`` ...) are renamed with
-    :func:`densenet.models.convert_legacy_keys`. The weights must fit the model exactly.
+    Reading follows :func:`densenet.models.read_weights` (a ``.pt``/``.pth``, nested or not, with DDP,
+    ``torch.compile`` or legacy torchvision keys; also a ``.safetensors`` file or a run directory) and fitting
+    :func:`densenet.models.load_weights`: a head of another number of classes is re-initialized, a 3-channel
+    stem is summed for ``in_channels=1``, anything else must match exactly.
 
     Args:
-        src: The pickled checkpoint.
+        src: The checkpoint, or weights already read with :func:`~densenet.models.read_weights`.
         dst_dir: Folder for ``model.safetensors`` and ``model.json`` (created if needed).
         model_name: Registered model name, e.g. ``"densenet121"``.
         model_kwargs: Builder arguments (``num_classes``, ``in_channels`` ...); ``num_classes``
             defaults to ``len(classes)`` when classes are given, else the registry's default.
         classes: Class names; default ``"0"``, ``"1"``, ...
         preprocessing: How images become inputs; default: the registry's input size with mean 0 and
-            std 1 (pass ImageNet's mean and std for torchvision weights).
+            std 1 (pass :func:`torchvision_preprocessing` for torchvision weights).
         dataset: Name of the training dataset, recorded in ``model.json``.
         overwrite: Replace weights already in ``dst_dir``.
+        log: Called with each adaptation line of :func:`~densenet.models.load_weights`.
 
     Returns:
         The path of the written ``model.safetensors``.
 
     Raises:
         UnsafeFileError: if the file needs more than tensors and plain containers to unpickle.
-        ExportError: if the file is unreadable, holds no state dict, or does not fit the model.
+        WeightsError: if the file is missing, unreadable, holds no state dict, or does not fit the model.
+        ExportError: if ``dst_dir`` already holds weights, or the class names do not match ``num_classes``.
     """
-    src, dst_dir = Path(src), Path(dst_dir)
+    dst_dir = Path(dst_dir)
     if not overwrite and (dst_dir / WEIGHTS_FILE).exists():
         raise ExportError(f"{dst_dir / WEIGHTS_FILE} already exists; choose another folder or pass overwrite=True")
-    state = _strip_wrappers(_find_state_dict(_load_weights_only(src), src))
+    weights = src if isinstance(src, Weights) else read_weights(src)
     info = model_info(model_name)
     kwargs = dict(model_kwargs or {})
     if classes is not None:
         kwargs.setdefault("num_classes", len(classes))
     kwargs.setdefault("num_classes", info.num_classes)
     kwargs.setdefault("in_channels", info.input_size[0])
-    model = create_model(model_name, **kwargs)
-    try:
-        load_torchvision_state_dict(model, state)
-    except ValueError as exc:
-        raise ExportError(f"{src} does not fit {model_name} with {kwargs}: {exc}") from None
     names = [str(c) for c in classes] if classes is not None else [str(i) for i in range(kwargs["num_classes"])]
     if len(names) != kwargs["num_classes"]:
-        raise ExportError(f"{len(names)} class names given for a model with num_classes={kwargs['num_classes']}")
+        raise ExportError(f"{len(names)} class names given for a model with num_classes={kwargs['num_classes']}; "
+                          "give one name per class")
+    model = create_model(model_name, **kwargs)
+    load_weights(model, weights, log=log)
     channels = kwargs["in_channels"]
     pre = preprocessing or Preprocessing(channels=channels, image_size=info.input_size[1],
                                          mean=[0.0] * channels, std=[1.0] * channels)
@@ -89,45 +102,4 @@ def convert_torch_checkpoint(
     return save_model(dst_dir, model, card)
 
 
-def _load_weights_only(src: Path) -> Any:
-    if not src.is_file():
-        raise ExportError(f"checkpoint {src} does not exist or is not a file")
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(src, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        lines = str(exc).strip().splitlines()
-        detail = next((ln.strip() for ln in lines if "GLOBAL" in ln or "Unsupported" in ln), lines[0] if lines else "")
-        raise UnsafeFileError(
-            f"{src} was refused by the restricted unpickler (torch.load weights_only=True): {detail}. It is not a "
-            "plain-weights checkpoint: loading it would need arbitrary Python objects, which could run code, or it "
-            "is corrupt. Only convert files you trust; if it is yours, re-save just model.state_dict()") from None
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise ExportError(f"{src} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
-
-
-def _find_state_dict(obj: Any, src: Path, depth: int = 0) -> dict[str, torch.Tensor]:
-    if isinstance(obj, Mapping):
-        if obj and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-            return dict(obj)
-        if depth < 2:
-            for key in _NESTED_KEYS:
-                if isinstance(obj.get(key), Mapping):
-                    return _find_state_dict(obj[key], src, depth + 1)
-    keys = f" (top-level keys: {', '.join(map(str, list(obj)[:8]))})" if isinstance(obj, Mapping) else ""
-    raise ExportError(f"{src} holds no state dict of tensors{keys}; save model.state_dict() and convert that")
-
-
-def _strip_wrappers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix):]: v for k, v in state.items()}
-                changed = True
-    return state
-
-
-__all__ = ["convert_torch_checkpoint"]
+__all__ = ["TORCHVISION_CROP_PCT", "convert_torch_checkpoint", "torchvision_preprocessing"]

@@ -12,11 +12,13 @@ import fnmatch
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from densenet.errors import ConfigError
+from densenet.models.pretrained import Weights, load_weights, read_weights
 
 Builder = Callable[..., nn.Module]
 
@@ -136,25 +138,33 @@ def model_info(name: str) -> ModelInfo:
         raise ConfigError(f"unknown model {name!r}.{hint} Run `densenet models` to list them.") from None
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build the model registered as ``name``.
+def create_model(name: str, weights: str | Path | Weights | None = None, **kwargs: Any) -> nn.Module:
+    """Build the model registered as ``name``, optionally starting from pretrained weights.
 
     Args:
         name: A name from :func:`list_models`.
+        weights: A weights file or run directory (see :func:`~densenet.models.pretrained.read_weights`), or
+            weights already read; loaded with :func:`~densenet.models.pretrained.load_weights`, so a head of
+            another size keeps its fresh initialization and a 3-channel stem is summed for ``in_channels=1``.
         **kwargs: Passed to the builder, e.g. ``in_channels``, ``num_classes``, ``memory_efficient``.
 
     Returns:
-        A freshly initialized ``nn.Module``.
+        A freshly initialized ``nn.Module``, holding ``weights`` if given.
 
     Raises:
         ConfigError: for an unknown name or an argument the model does not take.
         ValueError: for an argument value the model rejects.
+        WeightsError: if ``weights`` cannot be read or do not fit the model.
+        UnsafeFileError: if a pickled ``weights`` file would need code to load.
     """
     info = model_info(name)
     _check_arguments(info, kwargs)
     kwargs.setdefault("num_classes", info.num_classes)
     kwargs.setdefault("in_channels", info.input_size[0])
-    return info.builder(**kwargs)
+    model = info.builder(**kwargs)
+    if weights is not None:
+        load_weights(model, weights if isinstance(weights, Weights) else read_weights(weights))
+    return model
 
 
 def _check_arguments(info: ModelInfo, kwargs: Mapping[str, Any]) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from densenet.errors import WeightsError
+
 # "...denselayer3.norm.1.running_mean" -> "...denselayer3.norm1.running_mean"
 _LEGACY_LAYER_KEY = re.compile(
     r"^(?P<layer>.*denselayer\d+)\.(?P<module>norm|relu|conv)\.(?P<index>[12])"
@@ -39,10 +41,11 @@ def convert_legacy_keys(state_dict: Mapping[str, torch.Tensor]) -> OrderedDict[s
 
 
 def load_torchvision_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Load torchvision weights (current or legacy DenseNet keys) into ``model``, strictly.
+    """Load torchvision weights (current or legacy DenseNet keys) into ``model``, strictly, adapting nothing.
 
-    Checkpoints older than BatchNorm's ``num_batches_tracked`` buffer lack it; PyTorch's
-    BatchNorm fills it in, as it does for any such checkpoint.
+    :func:`densenet.models.load_weights` does the same but keeps the model's own head when the number of
+    classes differs and adapts a 1- or 3-channel stem. Checkpoints older than BatchNorm's
+    ``num_batches_tracked`` buffer lack it; PyTorch's BatchNorm fills it in, as it does for any such checkpoint.
 
     Args:
         model: A model from this package with torchvision's layout (``densenet121``, ``resnet50``...).
@@ -52,17 +55,9 @@ def load_torchvision_state_dict(model: nn.Module, state_dict: Mapping[str, torch
         ValueError: if keys are missing or unexpected, or a tensor's shape differs, i.e. the
             checkpoint belongs to another architecture or number of classes.
     """
-    converted = convert_legacy_keys(state_dict)
-    expected = model.state_dict()
-    optional = {k for k in expected if k.endswith("num_batches_tracked")}
-    missing = [k for k in expected if k not in converted and k not in optional]
-    unexpected = [k for k in converted if k not in expected]
-    wrong_shape = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
-                   for k, v in converted.items() if k in expected and v.shape != expected[k].shape]
-    problems = [f"{what} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
-                for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
-                                   ("shape mismatches", wrong_shape)) if keys]
-    if problems:
-        raise ValueError("the checkpoint does not fit this model (another architecture or num_classes? "
-                         "use reset_classifier after loading for a new head): " + "; ".join(problems))
-    model.load_state_dict(converted, strict=True)
+    from densenet.models.pretrained import load_weights  # lazily: pretrained imports this module
+
+    try:
+        load_weights(model, state_dict, adapt=False)
+    except WeightsError as exc:
+        raise ValueError(f"{exc} (for a new head, use load_weights or reset_classifier after loading)") from None
