@@ -35,6 +35,7 @@ class Scale:
     pretrain_images: int | None = None  # transfer: Fashion-MNIST images of the pretraining run (None = all 60,000)
     pretrain_epochs: int = 1  # transfer: its epochs (the budget rule does not apply to it)
     transfer_sizes: tuple[int, ...] = (100, 1_000, 10_000)  # transfer: MNIST training-set sizes of the fine-tuning
+    transfer_epochs: tuple[int, ...] | None = None  # transfer: epochs per size (None: the budget rule)
 
     def epochs_for(self, train_images: int) -> int:
         """Epochs a run on ``train_images`` images gets, so that every run sees about the same budget."""
@@ -56,11 +57,11 @@ SCALES = {
     "cpu": Scale(
         name="cpu", dataset="fashion-mnist", train_images=12_000, test_images=2_000, budget=24_000, max_epochs=40,
         batch_size=128, fractions=(0.01, 0.05, 0.2, 1.0), augment_padding=2, bench_batch=64, bench_steps=5,
-        pretrain_images=None, pretrain_epochs=2, transfer_sizes=(100, 1_000, 10_000),
+        pretrain_images=None, pretrain_epochs=2, transfer_sizes=(100, 1_000, 10_000), transfer_epochs=(16, 4, 1),
         description="Fashion-MNIST at its native 28x28: the standard runs train on the first 12,000 training "
         "images for 2 epochs (claim 3: 600 images for 40 epochs up to all 60,000 for one) and are scored on the "
         "first 2,000 test images; transfer pretrains on all 60,000 for 2 epochs and fine-tunes on 100, 1,000 and "
-        "10,000 MNIST images; timings at batch 64; eager (no torch.compile)."),
+        "10,000 MNIST images for 16, 4 and 1 epochs; timings at batch 64; eager (no torch.compile)."),
     "full": Scale(
         name="full", dataset="cifar-10", train_images=None, test_images=None, budget=50_000 * 60, max_epochs=300,
         batch_size=64, fractions=(0.01, 0.05, 0.2, 1.0), augment_padding=4, bench_batch=64, bench_steps=20,

@@ -27,9 +27,10 @@ def pretraining(sweep: Sweep) -> RunSpec:
 
 def plan_transfer(sweep: Sweep, seeds: int) -> Plan:
     """The pretraining run, then per MNIST size both arms for every seed (seed s of each on the same images)."""
-    start = pretraining(sweep)
-    return Plan((start, *(RunSpec(ARCH, s, n, dataset=TARGET, init_from=init) for n in sweep.scale.transfer_sizes
-                          for init in (start, None) for s in range(seeds))))
+    start, sc = pretraining(sweep), sweep.scale
+    epochs = sc.transfer_epochs or [None] * len(sc.transfer_sizes)  # None: the scale's budget rule
+    return Plan((start, *(RunSpec(ARCH, s, n, dataset=TARGET, init_from=init, epochs=e)
+                          for n, e in zip(sc.transfer_sizes, epochs) for init in (start, None) for s in range(seeds))))
 
 
 def time_to_target(record: dict[str, Any]) -> tuple[int, float] | None:
@@ -123,7 +124,9 @@ TRANSFER = Experiment(
     "the same network trained from scratch with the same budget?",
     f"{ARCH.label} (cifar stem, about 100k parameters) is pretrained once (seed 0) on Fashion-MNIST, on the scale's "
     "pretraining set for its pretraining epochs (cpu scale: all 60,000 images for 2 epochs). Every MNIST run then "
-    "trains the whole network with the standard recipe and epochs, starting either from those weights with the "
+    "trains the whole network with the standard recipe for the scale's epochs at its size (cpu scale: 16, 4 and 1 "
+    "epochs on 100, 1,000 and 10,000 images, fewer than the budget rule gives, to fit the time a 2-core machine "
+    "shared with other work had), starting either from those weights with the "
     "classifier drawn afresh, or from the builder's initialization. The pretrained start is a file the sweep writes "
     "once per seed from the pretraining run's model.safetensors, with the classifier replaced by the one the "
     "builder draws under the fine-tuning run's seed (`init/<pretraining run's hash>-head<seed>.safetensors` in the "
