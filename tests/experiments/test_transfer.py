@@ -134,6 +134,9 @@ def test_analysis_reports_accuracy_differences_and_times_to_the_target(tmp_path)
     assert out.rows[1]["t_scratch"] == "1 of 3 seeds: 4.0 ± 0.0 (epoch 2)"
     assert out.rows[2]["t_pretrained"] == "1.0 ± 0.0 (epoch 1)" and out.rows[2]["t_scratch"] == "3.3 ± 1.2 (epochs 1-2)"
     assert "60,000 Fashion-MNIST images for 2 epochs" in out.reason and "not part of the verdict" in out.reason
+    assert ("1,000 images: 2.0 ± 0.0 s (epoch 2) pretrained against 1 of 3 seeds: 4.0 ± 0.0 s (epoch 2) from"
+            in out.reason)
+    assert "100 images: not reached pretrained against not reached from scratch" in out.reason
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
     assert first_reaching([0.5, 0.95, 0.99], [1.0, 2.0, 3.0], TRANSFER_TARGET) == (2, 2.0)
     assert first_reaching([0.5], [1.0], TRANSFER_TARGET) is None

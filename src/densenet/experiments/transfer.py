@@ -71,8 +71,8 @@ def analyze_transfer(sweep: Sweep, seeds: int, records: list[dict[str, Any]], pl
                    f"pretrained minus scratch MNIST test accuracy: {listed}")
 
 
-def _time_cell(hits: list[tuple[int, float] | None]) -> str:
-    """Mean ± std training seconds to the target with the epochs it took, or how many seeds reached it."""
+def _time_cell(hits: list[tuple[int, float] | None], unit: str = "") -> str:
+    """Mean ± std training seconds to the target (then ``unit``) with the epochs it took, or how many seeds did."""
     reached = [h for h in hits if h is not None]
     if not reached:
         return "not reached"
@@ -80,7 +80,7 @@ def _time_cell(hits: list[tuple[int, float] | None]) -> str:
     epochs = sorted({e for e, _ in reached})
     span = f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {epochs[0]}-{epochs[-1]}"
     some = "" if len(reached) == len(hits) else f"{len(reached)} of {len(hits)} seeds: "
-    return f"{some}{mean:.1f} ± {std:.1f} ({span})"
+    return f"{some}{mean:.1f} ± {std:.1f}{unit} ({span})"
 
 
 def _transfer_plot(plot: str, by: dict[tuple[str, int], dict[str, Any]],
@@ -107,8 +107,8 @@ def _transfer_reason(source: dict[str, Any], sizes: list[int], diffs: list[Inter
     notes = "; ".join(f"on {n:,} MNIST images the pretrained arm is {ci(iv)} pp against scratch" + (
         " (beyond the interval)" if iv.above or iv.below else " (within the interval)") for n, iv in zip(sizes, diffs))
     target = f"{TRANSFER_TARGET:.0%}"
-    times = "; ".join(f"{n:,} images: {_time_cell(hits[('pretrained', n)])} s pretrained against "
-                      f"{_time_cell(hits[('scratch', n)])} s from scratch" for n in sizes)
+    times = "; ".join(f"{n:,} images: {_time_cell(hits[('pretrained', n)], ' s')} pretrained against "
+                      f"{_time_cell(hits[('scratch', n)], ' s')} from scratch" for n in sizes)
     return (f"{notes} (95% {diffs[0].method} intervals over seeds). The transfer holds if the pretrained arm is more "
             "accurate beyond the interval at every size but the largest and not less accurate beyond it at the "
             f"largest; it fails if it is more accurate beyond the interval at no size. Training seconds to {target} "
