@@ -62,7 +62,8 @@ def run_experiments(name: str, out: str | Path, *, scale: str = "cpu", seeds: in
         runs_dir: Where runs and timings are cached (default ``out/runs``).
         from_records: Train and time nothing: re-render each report from the raw records stored in
             ``out/<name>.json`` by an earlier run of the same command (refused if they do not match
-            what the experiment makes now). The measurement's date, machine and wall time are kept.
+            what the experiment makes now). The measurement's date, machine, wall time and ``--jobs``
+            are kept (``jobs`` is then each report's own).
 
     Returns:
         One report dict per experiment (what ``<name>.json`` holds).
@@ -89,16 +90,20 @@ def run_experiments(name: str, out: str | Path, *, scale: str = "cpu", seeds: in
         if from_records:
             old = stored[n]
             log(f"{exp.title}: re-rendering from the {len(old['records'])} records in {out / (n + '.json')}")
-            outcome = exp.analyze(sweep, seeds, old["records"], plot)
+            # Each report keeps the --jobs it was measured with (they differ between experiments), so one
+            # `all --from-records` redraws them all; it is spelled out in its command and conditions.
+            measured_sweep = dataclasses.replace(sweep, jobs=old.get("jobs", jobs))
+            outcome = exp.analyze(measured_sweep, seeds, old["records"], plot)
             measured = {"machine": old["machine"], "date": old["date"], "wall_seconds": old["wall_seconds"],
-                        "train_threads": stored_train_threads(old, jobs) if device == "cpu" else None}
+                        "train_threads": stored_train_threads(old, measured_sweep.jobs) if device == "cpu" else None}
+            report = _report(exp, outcome, measured_sweep, seeds, out, measured)
         else:
             log(f"{exp.title} [{sc.name} scale, {sweep.dataset}, {seeds} seeds]")
             start = time.perf_counter()
             outcome = exp.run(sweep, seeds, plot)
             measured = {"machine": machine(), "date": datetime.date.today().isoformat(),
                         "wall_seconds": round(time.perf_counter() - start, 1), "train_threads": sweep.train_threads}
-        report = _report(exp, outcome, sweep, seeds, out, measured)
+            report = _report(exp, outcome, sweep, seeds, out, measured)
         _write(out, report, outcome)
         write_readme(out)  # after each experiment, so a long `all` leaves a readable report at every stage
         log(f"Verdict: {outcome.verdict}")

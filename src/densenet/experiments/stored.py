@@ -41,7 +41,7 @@ def load_stored(path: Path, name: str, sweep: Sweep, seeds: int, plan: Plan) -> 
 
     Raises:
         ConfigError: The file is missing or unreadable, was made at another scale, dataset, seed
-            count, device or job count, or its records differ from the experiment's current specs.
+            count or device, or its records differ from the experiment's current specs.
     """
     again = f"run `densenet experiment {name}` without --from-records to measure them"
     if not path.is_file():
@@ -53,10 +53,10 @@ def load_stored(path: Path, name: str, sweep: Sweep, seeds: int, plan: Plan) -> 
     records = report.get("records") if isinstance(report, dict) else None
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise ConfigError(f"--from-records: {path} holds no list of records; {again}")
-    asked = {"scale": sweep.scale.name, "dataset": sweep.dataset, "seeds": seeds, "device": sweep.device,
-             "jobs": sweep.jobs}
+    # Not --jobs: how many runs trained at a time changes no record, and each report keeps its own.
+    asked = {"scale": sweep.scale.name, "dataset": sweep.dataset, "seeds": seeds, "device": sweep.device}
     for key, want in asked.items():
-        # Reports written before device and jobs were stored do not have them; the command line says.
+        # Reports written before device was stored do not have it; the command line says.
         if key in report and report[key] != want:
             raise ConfigError(f"--from-records: {path} was measured with --{key} {report[key]}, not --{key} {want}; "
                               f"pass --{key} {report[key]} to re-render it")
