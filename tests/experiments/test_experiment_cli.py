@@ -9,14 +9,14 @@ from densenet.experiments import list_experiments
 from densenet.experiments.report import resolve_names
 from tests.helpers import run_cli
 
-EIGHT = ["claim1-params", "claim2-flops", "claim3-overfitting", "claim4-augmentation", "idea-a-bottleneck",
-         "idea-b-growth-doubling", "idea-c-depth-width", "idea-d-width-throughput"]
+NINE = ["claim1-params", "claim2-flops", "claim3-overfitting", "claim4-augmentation", "idea-a-bottleneck",
+        "idea-b-growth-doubling", "idea-c-depth-width", "idea-d-width-throughput", "transfer"]
 
 
 def test_one_experiment_per_claim_and_idea_reachable_by_prefix():
-    assert list_experiments() == EIGHT
-    assert resolve_names("claim3") == ["claim3-overfitting"] and resolve_names("idea-d") == [EIGHT[-1]]
-    assert resolve_names("all") == EIGHT
+    assert list_experiments() == NINE
+    assert resolve_names("claim3") == ["claim3-overfitting"] and resolve_names("idea-d") == [NINE[-2]]
+    assert resolve_names("all") == NINE and resolve_names("transfer") == ["transfer"]
 
 
 def test_experiment_writes_report_with_verdict_and_reuses_its_runs(tmp_path, fashion_dir):
@@ -89,11 +89,11 @@ def test_committed_report_is_what_the_records_render(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     reports = run_experiments("all", "docs/evidence", scale="cpu", seeds=3, jobs=2, device="cpu",
                               progress=False, from_records=True)
-    assert len(reports) == 8 and not (copy / "runs").exists()
+    assert len(reports) == 9 and not (copy / "runs").exists()
     for f in sorted(evidence.glob("*.json")) + sorted(evidence.glob("*.csv")) + [evidence / "README.md"]:
         assert (copy / f.name).read_text() == f.read_text(), f.name
     verdicts = [line for line in (copy / "README.md").read_text().splitlines() if line.startswith("Verdict:")]
-    assert len(verdicts) == 8
+    assert len(verdicts) == 9
     assert all(line in ("Verdict: supported", "Verdict: not supported", "Verdict: inconclusive at this scale")
                for line in verdicts)
 

@@ -16,6 +16,7 @@ from densenet.experiments.rules import (
     idea_c_verdict,
     idea_d_verdict,
     matched_verdict,
+    transfer_verdict,
     unanimous,
 )
 from densenet.experiments.stats import by_seed, log_ratio
@@ -193,3 +194,25 @@ WIDE = [10.0, 10.2, 9.8]
 ])
 def test_idea_d_rule(narrow, verdict):
     assert idea_d_verdict(log_ratio(narrow, WIDE)) == verdict
+
+
+# Transfer: pretrained minus scratch test accuracy per MNIST size, smallest first, paired by seed.
+HELPS = by_seed(seeds(0.70, 0.72, 0.71), seeds(0.60, 0.61, 0.62))  # +10 pp, sd 1 pp: beyond the interval
+EVEN = by_seed(seeds(0.98, 0.99, 0.985), seeds(0.985, 0.985, 0.985))  # mean 0
+HURTS = by_seed(seeds(0.95, 0.951, 0.952), seeds(0.98, 0.981, 0.982))  # -3 pp, no spread in the difference
+
+
+@pytest.mark.parametrize(("sizes", "verdict"), [
+    ([HELPS, HELPS, EVEN], S),  # helps with little data, costs nothing with more
+    ([HELPS, HELPS, HELPS], S),
+    ([HELPS, HELPS, HURTS], INC),  # helps with little data but hurts with the most
+    ([HELPS, EVEN, EVEN], INC),  # helps only at the smallest size
+    ([EVEN, EVEN, HELPS], INC),  # helps only with the most data
+    ([EVEN, EVEN, EVEN], N),
+    ([HURTS, EVEN, HURTS], N),
+    ([HELPS], INC),  # one size cannot show "with little data"
+    ([], INC),
+])
+def test_transfer_rule(sizes, verdict):
+    assert HELPS.above and not EVEN.above and not EVEN.below and HURTS.below
+    assert transfer_verdict(sizes) == verdict

@@ -31,8 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from-records", action="store_true",
                    help="train and time nothing: re-render OUT/README.md and each NAME.json summary and verdict, "
                    "NAME.csv and NAME.png from the raw records stored in OUT/NAME.json by an earlier run of the same "
-                   "command (same --scale, --seeds, --dataset, --device, --jobs); refused if they do not match what "
-                   "the experiment makes now")
+                   "command (same --scale, --seeds, --dataset, --device; each report keeps its own --jobs); refused "
+                   "if they do not match what the experiment makes now")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common_flags(p)
     p.set_defaults(func=run)

@@ -138,3 +138,15 @@ def matched_ratios(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, fl
         if ca is not None and cb is not None:
             out.append({"accuracy": t, "cost_a": ca, "cost_b": cb, "ratio": ca / cb})
     return out
+
+
+def first_reaching(values: Sequence[float], costs: Sequence[float], target: float) -> tuple[int, float] | None:
+    """(1-based position, cost there) of the first value at or above ``target``; None if none reaches it.
+
+    E.g. per-epoch test accuracies with cumulative training seconds: the epoch and the seconds a run
+    took to reach an accuracy.
+    """
+    for i, (value, cost) in enumerate(zip(values, costs)):
+        if value >= target:
+            return i + 1, cost
+    return None

@@ -21,9 +21,10 @@ from densenet.experiments.rules import RULES
 from densenet.experiments.scales import get_scale
 from densenet.experiments.stored import load_stored, stored_train_threads
 from densenet.experiments.sweep import Log, Sweep
+from densenet.experiments.transfer import TRANSFER
 from densenet.rundir import atomic_write_bytes, write_json
 
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (*CLAIMS, *IDEAS)}
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (*CLAIMS, *IDEAS, TRANSFER)}
 MIN_SEEDS_FOR_REPORT = 3
 
 
@@ -61,7 +62,8 @@ def run_experiments(name: str, out: str | Path, *, scale: str = "cpu", seeds: in
         runs_dir: Where runs and timings are cached (default ``out/runs``).
         from_records: Train and time nothing: re-render each report from the raw records stored in
             ``out/<name>.json`` by an earlier run of the same command (refused if they do not match
-            what the experiment makes now). The measurement's date, machine and wall time are kept.
+            what the experiment makes now). The measurement's date, machine, wall time and ``--jobs``
+            are kept (``jobs`` is then each report's own).
 
     Returns:
         One report dict per experiment (what ``<name>.json`` holds).
@@ -88,16 +90,20 @@ def run_experiments(name: str, out: str | Path, *, scale: str = "cpu", seeds: in
         if from_records:
             old = stored[n]
             log(f"{exp.title}: re-rendering from the {len(old['records'])} records in {out / (n + '.json')}")
-            outcome = exp.analyze(sweep, seeds, old["records"], plot)
+            # Each report keeps the --jobs it was measured with (they differ between experiments), so one
+            # `all --from-records` redraws them all; it is spelled out in its command and conditions.
+            measured_sweep = dataclasses.replace(sweep, jobs=old.get("jobs", jobs))
+            outcome = exp.analyze(measured_sweep, seeds, old["records"], plot)
             measured = {"machine": old["machine"], "date": old["date"], "wall_seconds": old["wall_seconds"],
-                        "train_threads": stored_train_threads(old, jobs) if device == "cpu" else None}
+                        "train_threads": stored_train_threads(old, measured_sweep.jobs) if device == "cpu" else None}
+            report = _report(exp, outcome, measured_sweep, seeds, out, measured)
         else:
             log(f"{exp.title} [{sc.name} scale, {sweep.dataset}, {seeds} seeds]")
             start = time.perf_counter()
             outcome = exp.run(sweep, seeds, plot)
             measured = {"machine": machine(), "date": datetime.date.today().isoformat(),
                         "wall_seconds": round(time.perf_counter() - start, 1), "train_threads": sweep.train_threads}
-        report = _report(exp, outcome, sweep, seeds, out, measured)
+            report = _report(exp, outcome, sweep, seeds, out, measured)
         _write(out, report, outcome)
         write_readme(out)  # after each experiment, so a long `all` leaves a readable report at every stage
         log(f"Verdict: {outcome.verdict}")
@@ -148,9 +154,11 @@ def conditions(sweep: Sweep, records: list[dict[str, Any]], train_threads: int |
     """What the runs and timings of one experiment were, as the records and the sweep say."""
     from densenet.data import get_spec
 
-    sc, size = sweep.scale, get_spec(sweep.dataset).image_size
-    text = [f"{DATASET_NAMES.get(sweep.dataset, sweep.dataset)} at {size}x{size}."]
     trained = [r for r in records if "test_acc" in r]
+    # Runs of the sweep's dataset carry no "dataset"; those that name theirs (transfer) do.
+    datasets = list(dict.fromkeys(r.get("dataset", sweep.dataset) for r in trained)) or [sweep.dataset]
+    sc, size = sweep.scale, get_spec(datasets[0]).image_size
+    text = [" and ".join(DATASET_NAMES.get(d, d) for d in datasets) + f" at {size}x{size}."]
     timed = [r for r in records if "images_per_s" in r]
     if trained:
         sizes = sorted({(r["train_images"], r["epochs"]) for r in trained})

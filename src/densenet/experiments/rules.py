@@ -20,6 +20,7 @@ CLAIM1_LIMITS = (0.5, 0.75)  # DenseNet/ResNet parameters at matched accuracy: s
 CLAIM2_LIMITS = (0.6, 0.8)  # the same for forward FLOPs
 SMALL_DATA = 0.05  # claims 3 and 4: "little data" is at most this fraction of the training set
 IDEA_D_LIMITS = (0.7, 0.5)  # narrow (k=12) over wide GFLOP/s: supported at least, failed at most
+TRANSFER_TARGET = 0.95  # transfer: the MNIST test accuracy whose time to reach is reported (not judged)
 
 RULES = {
     "claim1-params": f"supported if DenseNet needs at most {CLAIM1_LIMITS[0]}x ResNet's parameters at every matched "
@@ -50,6 +51,11 @@ RULES = {
     "idea-d-width-throughput": f"with the 95% interval of the narrow-over-wide GFLOP/s ratio on the fast path: "
     f"supported if its lower end is at least {IDEA_D_LIMITS[0]}, not supported if its upper end is at most "
     f"{IDEA_D_LIMITS[1]}, inconclusive otherwise.",
+    "transfer": "at each MNIST training-set size, the pretrained arm's test accuracy minus the scratch arm's with its "
+    "95% interval: supported if at every size but the largest the pretrained arm is more accurate beyond the interval "
+    "and at the largest it is not less accurate beyond it; not supported if at no size it is more accurate beyond "
+    f"it; inconclusive otherwise. The training time to {TRANSFER_TARGET:.0%} test accuracy is reported beside it "
+    "and does not enter the verdict.",
 }
 
 
@@ -126,5 +132,16 @@ def idea_d_verdict(log_ratio: Interval) -> str:
     if math.exp(log_ratio.diff - log_ratio.half) >= IDEA_D_LIMITS[0]:
         return SUPPORTED
     if math.exp(log_ratio.diff + log_ratio.half) <= IDEA_D_LIMITS[1]:
+        return NOT_SUPPORTED
+    return INCONCLUSIVE
+
+
+def transfer_verdict(sizes: Sequence[Interval]) -> str:
+    """Transfer: pretrained minus scratch test accuracy per training-set size, smallest first (at least two)."""
+    if len(sizes) < 2:
+        return INCONCLUSIVE
+    if all(iv.above for iv in sizes[:-1]) and not sizes[-1].below:
+        return SUPPORTED
+    if not any(iv.above for iv in sizes):
         return NOT_SUPPORTED
     return INCONCLUSIVE

@@ -32,6 +32,10 @@ class Scale:
     bench_batch: int  # idea b and d: batch of the timed training steps
     bench_steps: int  # timed steps per measurement
     description: str
+    pretrain_images: int | None = None  # transfer: Fashion-MNIST images of the pretraining run (None = all 60,000)
+    pretrain_epochs: int = 1  # transfer: its epochs (the budget rule does not apply to it)
+    transfer_sizes: tuple[int, ...] = (100, 1_000, 10_000)  # transfer: MNIST training-set sizes of the fine-tuning
+    transfer_epochs: tuple[int, ...] | None = None  # transfer: epochs per size (None: the budget rule)
 
     def epochs_for(self, train_images: int) -> int:
         """Epochs a run on ``train_images`` images gets, so that every run sees about the same budget."""
@@ -53,18 +57,22 @@ SCALES = {
     "cpu": Scale(
         name="cpu", dataset="fashion-mnist", train_images=12_000, test_images=2_000, budget=24_000, max_epochs=40,
         batch_size=128, fractions=(0.01, 0.05, 0.2, 1.0), augment_padding=2, bench_batch=64, bench_steps=5,
+        pretrain_images=None, pretrain_epochs=2, transfer_sizes=(100, 1_000, 10_000), transfer_epochs=(16, 4, 1),
         description="Fashion-MNIST at its native 28x28: the standard runs train on the first 12,000 training "
         "images for 2 epochs (claim 3: 600 images for 40 epochs up to all 60,000 for one) and are scored on the "
-        "first 2,000 test images; timings at batch 64; eager (no torch.compile)."),
+        "first 2,000 test images; transfer pretrains on all 60,000 for 2 epochs and fine-tunes on 100, 1,000 and "
+        "10,000 MNIST images for 16, 4 and 1 epochs; timings at batch 64; eager (no torch.compile)."),
     "full": Scale(
         name="full", dataset="cifar-10", train_images=None, test_images=None, budget=50_000 * 60, max_epochs=300,
         batch_size=64, fractions=(0.01, 0.05, 0.2, 1.0), augment_padding=4, bench_batch=64, bench_steps=20,
+        pretrain_images=None, pretrain_epochs=30, transfer_sizes=(100, 1_000, 10_000),
         description="the whole dataset (CIFAR-10 by default; --dataset cifar-100 for the paper's claim 4), "
         "60 epochs' worth of images per run (at most 300 epochs on small fractions), batch 64, the fast path "
         "of the device."),
     "tiny": Scale(
         name="tiny", dataset="fashion-mnist", train_images=512, test_images=256, budget=512, max_epochs=8,
         batch_size=64, fractions=(0.002, 0.008), augment_padding=2, bench_batch=16, bench_steps=2,
+        pretrain_images=512, pretrain_epochs=1, transfer_sizes=(100, 256),
         description="a one-minute check of the machinery (512 training images, one epoch); its verdicts mean "
         "nothing."),
 }

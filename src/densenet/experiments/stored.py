@@ -15,17 +15,20 @@ from typing import Any
 
 from densenet.errors import ConfigError
 from densenet.experiments.base import Plan
-from densenet.experiments.sweep import Sweep
+from densenet.experiments.sweep import Sweep, config_hash
 
 
 def expected_records(sweep: Sweep, plan: Plan) -> list[dict[str, Any]]:
     """The identifying fields of the records ``plan`` produces, in order: runs first, then timings."""
     out = []
     for run in plan.runs:
-        params, flops = sweep.cost(run.arch)
+        params, flops = sweep.cost(run.arch, run.dataset)
         out.append({"label": run.arch.label, "args": run.arch.kwargs, "seed": run.seed,
                     "train_images": run.train_images, "augment": run.augment,
-                    "epochs": sweep.scale.epochs_for(run.train_images), "params": params, "flops": flops})
+                    "epochs": sweep.epochs(run), "params": params, "flops": flops})
+        if run.dataset or run.init_from:  # the records of such runs say which data and which start
+            out[-1] |= {"dataset": run.dataset or sweep.dataset,
+                        "init_from": config_hash(sweep.config(run.init_from), sweep.root) if run.init_from else None}
     for bench in plan.benches:
         params, flops = sweep.cost(bench.arch)
         out.append({"label": bench.arch.label, "args": bench.arch.kwargs, "precision": bench.precision,
@@ -38,7 +41,7 @@ def load_stored(path: Path, name: str, sweep: Sweep, seeds: int, plan: Plan) -> 
 
     Raises:
         ConfigError: The file is missing or unreadable, was made at another scale, dataset, seed
-            count, device or job count, or its records differ from the experiment's current specs.
+            count or device, or its records differ from the experiment's current specs.
     """
     again = f"run `densenet experiment {name}` without --from-records to measure them"
     if not path.is_file():
@@ -50,10 +53,10 @@ def load_stored(path: Path, name: str, sweep: Sweep, seeds: int, plan: Plan) -> 
     records = report.get("records") if isinstance(report, dict) else None
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise ConfigError(f"--from-records: {path} holds no list of records; {again}")
-    asked = {"scale": sweep.scale.name, "dataset": sweep.dataset, "seeds": seeds, "device": sweep.device,
-             "jobs": sweep.jobs}
+    # Not --jobs: how many runs trained at a time changes no record, and each report keeps its own.
+    asked = {"scale": sweep.scale.name, "dataset": sweep.dataset, "seeds": seeds, "device": sweep.device}
     for key, want in asked.items():
-        # Reports written before device and jobs were stored do not have them; the command line says.
+        # Reports written before device was stored do not have it; the command line says.
         if key in report and report[key] != want:
             raise ConfigError(f"--from-records: {path} was measured with --{key} {report[key]}, not --{key} {want}; "
                               f"pass --{key} {report[key]} to re-render it")
