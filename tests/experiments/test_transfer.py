@@ -46,8 +46,8 @@ def test_existing_configs_keep_their_hashes(tmp_path):
     spec = RunSpec(DENSENET_PAIR, 0, 12_000)
     cfg = sweep.config(spec)
     assert cfg.model.init_from is None and cfg.data.dataset == "fashion-mnist" and cfg.run.epochs == 2
-    # The standard run of claims 3 and 4 at the cpu scale; this hash changes only when TrainConfig's fields do.
-    assert config_hash(cfg) == "cc1b753bafcc6cb8"
+    # The standard run of claims 3 and 4 at the cpu scale: only a field of its own that changes value changes it
+    assert config_hash(cfg) == "3258b41781634410"
     assert config_hash(sweep.config(RunSpec(DENSENET_PAIR, 0, 12_000, dataset="fashion-mnist", epochs=2))) == \
         config_hash(cfg)
     # The pretraining run on all 60,000 images for 1 epoch would be claim 3's 100% run: one run, trained once.
@@ -171,3 +171,21 @@ def test_tiny_transfer_end_to_end_starts_from_the_pretrained_weights(tmp_path, f
     key = "features.denseblock2.denselayer1.conv1.weight"
     assert (near[key] - pretrained[key]).norm() < 0.5 * (far[key] - pretrained[key]).norm()
     assert (out / "transfer.png").is_file() and "Verdict: " in (out / "README.md").read_text()
+
+
+def test_a_new_configuration_field_at_its_default_changes_no_run_name(tmp_path):
+    """Hashes cover the fields that differ from TrainConfig()'s, so adding a field (at its default) renames nothing."""
+    import dataclasses
+
+    from densenet.engine.config import TrainConfig
+    from densenet.experiments.sweep import _canonical, _digest
+
+    sweep = make_sweep(tmp_path / "store")
+    cfg = sweep.config(RunSpec(DENSENET_PAIR, 0, 12_000))
+    older = cfg.to_dict()
+    for section, name in (("data", "no_finding"), ("optim", "pos_weight"), ("model", "freeze_until")):
+        del older[section][name]  # a config.json written before these fields existed
+    assert _digest(_canonical(older, None)) == config_hash(cfg)
+    assert config_hash(cfg) == config_hash(dataclasses.replace(cfg, init_source={"path": "x", "sha256": "0"}))
+    assert config_hash(cfg) != config_hash(cfg.replace({"run.seed": 1}))
+    assert config_hash(TrainConfig()) == config_hash(TrainConfig().replace({"data.data_dir": "/elsewhere"}))

@@ -323,10 +323,11 @@ class Sweep:
 
 # -- helpers ---------------------------------------------------------------------------------------
 def config_hash(config: TrainConfig, root: str | Path | None = None) -> str:
-    """A short stable name for a configuration.
+    """A short stable name for a configuration: the hash of the fields that differ from ``TrainConfig()``'s.
 
-    Where the data lives does not change the run, nor does ``init_source`` (the trainer's note of the
-    weights it read); an ``init_from`` path under ``root`` counts by its path relative to ``root``.
+    A field added to the configuration later, at its default, therefore changes no run's name. Where the
+    data lives does not change the run, nor does ``init_source`` (the trainer's note of the weights it read);
+    an ``init_from`` path under ``root`` counts by its path relative to ``root``.
     """
     return _digest(_canonical(config.to_dict(), root))
 
@@ -335,14 +336,26 @@ def _canonical(data: dict[str, Any], root: str | Path | None) -> dict[str, Any]:
     """A configuration dict as hashes and comparisons see it (see :func:`config_hash`); a modified copy."""
     data = json.loads(json.dumps(data))
     data["data"]["data_dir"] = None
-    data["init_source"] = None  # None, not absent, so that hashes made before it was filled in stay as they were
+    data["init_source"] = None
     start = data["model"].get("init_from")
     if start and root is not None:
         try:
             data["model"]["init_from"] = Path(start).resolve().relative_to(Path(root).resolve()).as_posix()
         except ValueError:  # outside root: the path is the identity
             pass
-    return data
+    defaults = json.loads(json.dumps(TrainConfig().to_dict()))
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(defaults.get(key), dict):
+            changed = {k: v for k, v in value.items() if defaults[key].get(k, _MISSING) != v}
+            if changed:
+                out[key] = changed
+        elif defaults.get(key, _MISSING) != value:
+            out[key] = value
+    return out
+
+
+_MISSING = object()
 
 
 def _digest(obj: Any) -> str:
