@@ -48,6 +48,16 @@ def emit(args: argparse.Namespace, document: Any, text: str) -> None:
         print(text)
 
 
+def fail_if_none_read(results: list[dict[str, Any]]) -> None:
+    """``predict``/``explain``: every picture had an ``error``, so the command failed (exit 1, one line)."""
+    if results and all("error" in r for r in results):
+        from densenet.errors import DataError
+
+        first = results[0]["error"]
+        raise DataError(first if len(results) == 1 else f"none of the {len(results)} images could be read "
+                        f"(the first: {first})")
+
+
 def info(message: str) -> None:
     """Human-readable progress text; always on stderr so ``--json`` stdout stays clean."""
     print(message, file=sys.stderr, flush=True)

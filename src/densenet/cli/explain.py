@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from densenet.cli.common import add_common_flags, emit
+from densenet.cli.common import add_common_flags, emit, fail_if_none_read
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,10 +41,5 @@ def run(args: argparse.Namespace) -> int:
             peak = "nowhere (an all-zero map)" if e["peak"] is None else f"at x={e['peak'][0]}, y={e['peak'][1]}"
             lines.append(f"{r['file']}: {e['class']} {e['probability']:.3f}, peak {peak} -> {e['heatmap']}")
     emit(args, results, "\n".join(lines))
-    if all("error" in r for r in results):
-        from densenet.errors import DataError
-
-        first = results[0]["error"]
-        raise DataError(first if len(results) == 1 else f"none of the {len(results)} images could be read "
-                        f"(the first: {first})")
+    fail_if_none_read(results)
     return 0

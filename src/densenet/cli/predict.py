@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from densenet.cli.common import add_common_flags, emit, positive_int
+from densenet.cli.common import add_common_flags, emit, fail_if_none_read, positive_int
 from densenet.engine.tta import TTA_MODES
 
 
@@ -37,10 +37,5 @@ def run(args: argparse.Namespace) -> int:
             best = ", ".join(f"{p['class']} {p['probability']:.3f}" for p in r["predictions"])
             lines.append(f"{r['file']}: {best}")
     emit(args, results, "\n".join(lines))
-    if all("error" in r for r in results):
-        from densenet.errors import DataError
-
-        first = results[0]["error"]
-        raise DataError(first if len(results) == 1 else f"none of the {len(results)} images could be read "
-                        f"(the first: {first})")
+    fail_if_none_read(results)
     return 0
