@@ -325,9 +325,8 @@ class Sweep:
 def config_hash(config: TrainConfig, root: str | Path | None = None) -> str:
     """A short stable name for a configuration: the hash of the fields that differ from ``TrainConfig()``'s.
 
-    A field added to the configuration later, at its default, therefore changes no run's name. Where the
-    data lives does not change the run, nor does ``init_source`` (the trainer's note of the weights it read);
-    an ``init_from`` path under ``root`` counts by its path relative to ``root``.
+    So a field added later, at its default, renames no run; ``data_dir`` and ``init_source`` do not count, and an
+    ``init_from`` path under ``root`` counts by its path relative to ``root``.
     """
     return _digest(_canonical(config.to_dict(), root))
 
@@ -335,8 +334,7 @@ def config_hash(config: TrainConfig, root: str | Path | None = None) -> str:
 def _canonical(data: dict[str, Any], root: str | Path | None) -> dict[str, Any]:
     """A configuration dict as hashes and comparisons see it (see :func:`config_hash`); a modified copy."""
     data = json.loads(json.dumps(data))
-    data["data"]["data_dir"] = None
-    data["init_source"] = None
+    data["data"]["data_dir"] = data["init_source"] = None  # where the data is, and what the trainer read: no change
     start = data["model"].get("init_from")
     if start and root is not None:
         try:
@@ -347,15 +345,12 @@ def _canonical(data: dict[str, Any], root: str | Path | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict) and isinstance(defaults.get(key), dict):
-            changed = {k: v for k, v in value.items() if defaults[key].get(k, _MISSING) != v}
-            if changed:
-                out[key] = changed
-        elif defaults.get(key, _MISSING) != value:
+            value = {k: v for k, v in value.items() if k not in defaults[key] or defaults[key][k] != v}
+            if value:
+                out[key] = value
+        elif key not in defaults or defaults[key] != value:
             out[key] = value
     return out
-
-
-_MISSING = object()
 
 
 def _digest(obj: Any) -> str:

@@ -83,15 +83,7 @@ def convert_torch_checkpoint(
         raise ExportError(f"{dst_dir / WEIGHTS_FILE} already exists; choose another folder or pass overwrite=True")
     weights = src if isinstance(src, Weights) else read_weights(src)
     info = model_info(model_name)
-    kwargs = dict(model_kwargs or {})
-    if classes is not None:
-        kwargs.setdefault("num_classes", len(classes))
-    kwargs.setdefault("num_classes", info.num_classes)
-    kwargs.setdefault("in_channels", info.input_size[0])
-    names = [str(c) for c in classes] if classes is not None else [str(i) for i in range(kwargs["num_classes"])]
-    if len(names) != kwargs["num_classes"]:
-        raise ExportError(f"{len(names)} class names given for a model with num_classes={kwargs['num_classes']}; "
-                          "give one name per class")
+    kwargs, names = _kwargs_and_classes(info.num_classes, info.input_size[0], model_kwargs, classes)
     model = create_model(model_name, **kwargs)
     load_weights(model, weights, log=log)
     channels = kwargs["in_channels"]
@@ -99,6 +91,21 @@ def convert_torch_checkpoint(
                                          mean=[0.0] * channels, std=[1.0] * channels)
     card = ModelCard(model=model_name, model_kwargs=kwargs, classes=names, preprocessing=pre, dataset=dataset)
     return save_model(dst_dir, model, card)
+
+
+def _kwargs_and_classes(default_classes: int, default_channels: int, model_kwargs: Mapping[str, Any] | None,
+                        classes: Sequence[str] | None) -> tuple[dict[str, Any], list[str]]:
+    """The builder arguments (``num_classes`` from ``classes`` or the registry) and one name per class."""
+    kwargs = dict(model_kwargs or {})
+    if classes is not None:
+        kwargs.setdefault("num_classes", len(classes))
+    kwargs.setdefault("num_classes", default_classes)
+    kwargs.setdefault("in_channels", default_channels)
+    names = [str(c) for c in classes] if classes is not None else [str(i) for i in range(kwargs["num_classes"])]
+    if len(names) != kwargs["num_classes"]:
+        raise ExportError(f"{len(names)} class names given for a model with num_classes={kwargs['num_classes']}; "
+                          "give one name per class")
+    return kwargs, names
 
 
 __all__ = ["TORCHVISION_CROP_PCT", "convert_torch_checkpoint", "torchvision_preprocessing"]
