@@ -139,12 +139,12 @@ class DataArgs:
 
     def __post_init__(self) -> None:
         validate_fields(self, "data")
-        _check(0.0 <= self.ra_magnitude <= 10.0, f"--ra-magnitude lies on the scale 0 to 10, got {self.ra_magnitude}")
-        _check(self.mixup >= 0 and self.cutmix >= 0, f"--mixup and --cutmix take an alpha >= 0 (0 = off), got "
-               f"{self.mixup} and {self.cutmix}")
-        _check(0.0 <= self.mix_prob <= 1.0 and 0.0 <= self.mix_switch_prob <= 1.0,
-               f"--mix-prob and --mix-switch-prob are probabilities in [0, 1], got {self.mix_prob} and "
-               f"{self.mix_switch_prob}")
+        _check(0.0 <= self.ra_magnitude <= 10.0,
+               f"--ra-magnitude lies on RandAugment's scale 0 to 10, got {self.ra_magnitude}")
+        for flag, alpha in (("--mixup", self.mixup), ("--cutmix", self.cutmix)):
+            _check(alpha >= 0, f"{flag} takes a Beta distribution's alpha >= 0 (0 = off), got {alpha}")
+        for flag, p in (("--mix-prob", self.mix_prob), ("--mix-switch-prob", self.mix_switch_prob)):
+            _check(0.0 <= p <= 1.0, f"{flag} is a probability in [0, 1], got {p}")
         _check(not (self.mixing and self.multi_label), "--mixup/--cutmix need one class per picture: mixed targets "
                "are defined for single-label cross-entropy only; drop --multi-label or the mixing")
         _check(self.random_crop_padding >= 0, "data.random_crop_padding must be >= 0")
