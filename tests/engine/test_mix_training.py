@@ -86,3 +86,15 @@ def test_the_compiled_default_path_trains_with_mixing_and_trivialaugment(tmp_pat
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert torch.equal(state["rng"]["mix"], mix_state_after(4))
     assert json.loads((run / "config.json").read_text())["data"]["augment"] == "trivialaugment"
+
+
+def test_the_augment_policy_reaches_the_in_memory_batches_and_the_photos():
+    from densenet.data.augment import RandAugment
+    from densenet.engine.config import TrainConfig
+    from densenet.engine.data import augmentation, photo_transforms
+
+    config = TrainConfig().replace({"data.augment": "trivialaugment", "data.ra_magnitude": 5, "data.ra_ops": 3})
+    assert augmentation(config).policy == RandAugment("trivialaugment", 5, 3)
+    assert photo_transforms(config.replace({"data.dataset": "image-folder"}))[0].policy == RandAugment(
+        "trivialaugment", 5, 3)
+    assert augmentation(TrainConfig()) is None and photo_transforms(TrainConfig())[0].policy is None
