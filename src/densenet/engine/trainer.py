@@ -294,8 +294,8 @@ class Trainer:
                 seconds += time.perf_counter() - t
                 if self.progress:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{(correct / count).item():.3f}",
-                                    img_s=f"{count / seconds:.0f}", refresh=False)
+                    acc = {"acc": f"{(correct / count).item():.3f}"} if self.task.train_accuracy else {}
+                    bar.set_postfix(loss=f"{loss.item():.3f}", **acc, img_s=f"{count / seconds:.0f}", refresh=False)
                 stop = interrupts.requested or self._batch_callback(epoch, loader.batches_done, len(loader), loss)
                 if broadcast_flag(stop, self.ctx) and loader.batches_done < len(loader):
                     sums = self._sum_over_ranks(loss_sum, correct, count)
