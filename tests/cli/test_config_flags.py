@@ -44,6 +44,13 @@ ARGV = {
     "data.no_finding": ["--no-finding", "Normal"],
     "data.multi_label": ["--multi-label"],
     "data.balanced_sampler": ["--balanced-sampler"],
+    "data.augment": ["--augment", "trivialaugment"],
+    "data.ra_magnitude": ["--ra-magnitude", "5"],
+    "data.ra_ops": ["--ra-ops", "3"],
+    "data.mixup": ["--mixup", "0.8"],
+    "data.cutmix": ["--cutmix", "1.0"],
+    "data.mix_prob": ["--mix-prob", "0.5"],
+    "data.mix_switch_prob": ["--mix-switch-prob", "0.25"],
     "optim.lr": ["--lr", "0.05"],
     "optim.momentum": ["--momentum", "0.9"],
     "optim.nesterov": ["--nesterov"],
@@ -78,6 +85,8 @@ EXPECTED = {
     "data.stream": True, "data.workers": 3, "data.rrc_scale": 0.35, "data.color_jitter": 0.4, "data.lighting": 0.1,
     "data.crop_pct": 0.95, "data.interpolation": "bicubic", "data.keep_aspect": False, "data.strict": True,
     "data.no_finding": "Normal", "data.multi_label": True, "data.balanced_sampler": True,
+    "data.augment": "trivialaugment", "data.ra_magnitude": 5.0, "data.ra_ops": 3, "data.mixup": 0.8,
+    "data.cutmix": 1.0, "data.mix_prob": 0.5, "data.mix_switch_prob": 0.25,
     "optim.class_weights": "auto", "optim.pos_weight": "auto",
     "optim.lr": 0.05,
     "optim.momentum": 0.9, "optim.nesterov": True, "optim.weight_decay": 1e-4, "optim.schedule": "step",
@@ -99,7 +108,7 @@ def parse(*argv: str):
 
 def test_every_field_has_a_flag_that_sets_it():
     fields = all_fields()
-    assert len(fields) == 53 and fields == [c.field for c in config_flags()]
+    assert len(fields) == 60 and fields == [c.field for c in config_flags()]
     assert set(ARGV) == set(fields)  # a new field needs an entry in ARGV (and so a flag)
     options = build_parser()._subparsers._group_actions[0].choices["train"]._option_string_actions
     for name in fields:

@@ -246,3 +246,16 @@ def test_iterating_leaves_the_global_random_stream_alone(files, workers):
     photo_loader = loader(files, TRAIN_TF, workers=workers)
     epochs(photo_loader)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_randaugment_on_streamed_photos_is_the_same_from_any_worker_count_and_from_memory(files):
+    from densenet.data.augment import RandAugment
+
+    augmented = TrainTransform(32, color_jitter=0.3, lighting=0.1, policy=RandAugment("randaugment", 9, 2))
+    (streamed,) = epochs(loader(files, augmented, workers=0), which=(1,))
+    (by_two,) = epochs(loader(files, augmented, workers=2), which=(1,))
+    (held,) = epochs(loader(files, augmented, memory=True), which=(1,))
+    assert_same_batches(streamed, by_two)
+    assert_same_batches(streamed, held)
+    (plain,) = epochs(loader(files, TRAIN_TF, workers=0), which=(1,))
+    assert all(not torch.equal(a, b) for (a, _), (b, _) in zip(streamed, plain))

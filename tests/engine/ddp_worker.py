@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 
+import torch
 from safetensors.torch import save_file
 
 from densenet.engine.config import load_preset
@@ -20,6 +21,8 @@ parser.add_argument("--interrupt-at", help="EPOCH,BATCH: stop there as Ctrl-C wo
 parser.add_argument("--resume", action="store_true")
 parser.add_argument("--finetune", metavar="WEIGHTS", help="start from WEIGHTS, classifier only in epoch 1, then all "
                     "but the stem and denseblock1, the backbone at a tenth of the rate")
+parser.add_argument("--mix", action="store_true", help="Mixup, CutMix and RandAugment on; save each rank's mixing "
+                    "generator state to <out>/mix<rank>.pt")
 args = parser.parse_args()
 
 config = load_preset("d2l-fashion-mnist").replace({
@@ -31,6 +34,9 @@ if args.finetune:
     config = config.replace({"model.init_from": args.finetune, "model.freeze_until": "denseblock1",
                              "optim.head_epochs": 1, "optim.backbone_lr_scale": 0.1, "optim.decay_bn_bias": False,
                              "optim.weight_decay": 1e-3, "optim.momentum": 0.9})
+if args.mix:
+    config = config.replace({"data.mixup": 0.4, "data.cutmix": 1.0, "data.augment": "randaugment",
+                             "optim.label_smoothing": 0.1})
 ctx = init_distributed("cpu")
 stop_at = tuple(int(v) for v in args.interrupt_at.split(",")) if args.interrupt_at else None
 trainer = Trainer(config, os.path.join(args.out, "run"), ctx=ctx, progress=False,
@@ -38,6 +44,8 @@ trainer = Trainer(config, os.path.join(args.out, "run"), ctx=ctx, progress=False
 summary = trainer.fit(resume=args.resume)
 state = {k: v.contiguous() for k, v in trainer.model.state_dict().items()}
 save_file(state, os.path.join(args.out, f"rank{ctx.rank}.safetensors"))
+if args.mix:
+    torch.save(trainer.mixer.generator.get_state(), os.path.join(args.out, f"mix{ctx.rank}.pt"))
 with open(os.path.join(args.out, f"summary{ctx.rank}.json"), "w") as fh:
     json.dump(summary, fh)
 shutdown(ctx)

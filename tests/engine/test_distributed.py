@@ -13,7 +13,8 @@ from tests.helpers import cli_json
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 TOLERANCE = 0.02  # relative, on the first epoch's mean training loss (observed: 0.4%)
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}  # this checkout's code
 
 
 def _torchrun(*args: str) -> list[str]:
@@ -120,3 +121,24 @@ def test_fine_tuning_under_torchrun_keeps_ranks_identical_and_the_frozen_stages_
     later = [k for k in a if k.startswith("features.denseblock2.") and k.endswith("conv1.weight")]
     assert later and all(not torch.equal(a[k], original[k]) for k in later)
     assert not torch.equal(a["classifier.weight"], original["classifier.weight"])
+
+
+def test_mixing_under_torchrun_shares_one_stream_that_rank_0_saves_for_every_rank(tmp_path, fashion_dir):
+    """Mixup, CutMix and RandAugment on, stopped after batch 2 of epoch 2 and resumed: the ranks end with the same
+    weights, and each rank's mixing generator where 16 draws (8 batches per rank per epoch) put it."""
+    from densenet.engine.mix import Mixer
+
+    common = ["--data-dir", str(fashion_dir), "--batch-size", "32", "--epochs", "2", "--mix", "--out", str(tmp_path)]
+    _run(_torchrun(str(WORKER), *common, "--interrupt-at", "2,2"))
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert (state["partial"]["epoch"], state["partial"]["batches"]) == (2, 2)
+    _run(_torchrun(str(WORKER), *common, "--resume"))
+    a, b = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
+    assert [k for k in a if "running" not in k and "num_batches" not in k and not torch.equal(a[k], b[k])] == []
+    twin = Mixer(0.4, 1.0, 1.0, 0.5, 10, seed=0)
+    for _ in range(16):
+        twin.draw(32, 32)
+    for rank in (0, 1):
+        assert torch.equal(torch.load(tmp_path / f"mix{rank}.pt", weights_only=True), twin.generator.get_state())
+    summary = json.loads((tmp_path / "summary0.json").read_text())
+    assert summary["world_size"] == 2 and summary["epochs"] == 2 and summary["train_acc"] is None

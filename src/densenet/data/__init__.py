@@ -6,6 +6,7 @@
 - :mod:`~densenet.data.cifar`: the official CIFAR pickles, read with a restricted unpickler.
 - :mod:`~densenet.data.images`: class folders, and the stretching preprocessing of the built-in datasets.
 - :mod:`~densenet.data.transforms`: resizing once, batch augmentation, normalization.
+- :mod:`~densenet.data.augment`: RandAugment and TrivialAugment on uint8 pictures, drawn per picture.
 - :mod:`~densenet.data.loader`: the epoch plan every loader shares, and :class:`BatchLoader` (in memory).
 - Photo collections: :mod:`~densenet.data.catalogue` (a split as files and labels),
   :mod:`~densenet.data.labels` (label files, ImageNet's val labels;

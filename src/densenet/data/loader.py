@@ -14,6 +14,7 @@ from typing import Protocol
 
 import torch
 
+from densenet.data.augment import RandAugment
 from densenet.data.datasets import ImageDataset
 from densenet.data.transforms import normalize as normalize_batch
 from densenet.data.transforms import random_crop, random_erasing, random_hflip
@@ -40,6 +41,7 @@ class Augment:
 
     crop_padding: int = 0  # RandomCrop with this zero padding; 0 = off
     hflip: float = 0.0  # probability of a left-right flip
+    policy: RandAugment | None = None  # RandAugment/TrivialAugment after the flip, before erasing; None = off
     erasing: float = 0.0  # probability of random erasing (one box per image)
 
     def __post_init__(self) -> None:
@@ -54,6 +56,8 @@ class Augment:
         batch = random_crop(batch, self.crop_padding, generator)
         if self.hflip > 0:
             batch = random_hflip(batch, generator, self.hflip)
+        if self.policy is not None:
+            batch = self.policy(batch, generator)
         if self.erasing > 0:
             batch = random_erasing(batch, self.erasing, generator)
         return batch

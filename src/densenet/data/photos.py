@@ -1,7 +1,8 @@
 """Per-picture preprocessing for photos, as torchvision's reference scripts and timm do it by default.
 
 Training: ``RandomResizedCrop(size, scale=(rrc_scale, 1), ratio=(3/4, 4/3))``, a horizontal flip,
-optional colour jitter (brightness, contrast, saturation) and optional AlexNet-style PCA lighting.
+optional colour jitter (brightness, contrast, saturation), optional RandAugment/TrivialAugment
+(:mod:`densenet.data.augment`, on the crop's uint8 pixels) and optional AlexNet-style PCA lighting.
 Evaluation and prediction: resize the short side to ``round(size / crop_pct)`` and centre-crop
 ``size`` (256 -> 224 at the default ``crop_pct`` 0.875), so the aspect ratio is kept. With
 ``keep_aspect=False`` both stretch the picture to ``size x size`` instead (the original image-folder
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps, UnidentifiedImageError
 
+from densenet.data.augment import RandAugment
 from densenet.engine.config import Interpolation  # the one vocabulary of resampling filters
 from densenet.errors import ConfigError, DataError
 
@@ -188,7 +190,7 @@ class EvalTransform:
 
 @dataclass(frozen=True)
 class TrainTransform:
-    """Training: RandomResizedCrop, a flip, optional colour jitter and PCA lighting; uint8 out."""
+    """Training: RandomResizedCrop, a flip, optional colour jitter, RandAugment and PCA lighting; uint8 out."""
 
     size: int
     scale: tuple[float, float] = (0.08, 1.0)  # RandomResizedCrop's area fraction
@@ -198,6 +200,7 @@ class TrainTransform:
     lighting: float = 0.0  # std of AlexNet's PCA lighting noise (0.1 in the paper's code)
     interpolation: Interpolation = "bilinear"
     keep_aspect: bool = True  # False: stretch to size x size instead of a random crop
+    policy: RandAugment | None = None  # RandAugment/TrivialAugment after the jitter, from the same generator
 
     def __post_init__(self) -> None:
         _check(self.size, self.interpolation)
@@ -248,6 +251,8 @@ class TrainTransform:
         if self.color_jitter:
             img = self._jitter(img, generator)
         x = to_tensor(img)
+        if self.policy is not None:
+            x = self.policy(x[None], generator)[0]  # (1, C, S, S) -> (C, S, S)
         if self.lighting and x.shape[0] == 3:
             alpha = torch.randn(3, generator=generator) * self.lighting
             shift = (_EIGVEC @ (alpha * _EIGVAL)) * 255.0  # (3,), in pixel levels

@@ -13,6 +13,7 @@
   probabilities with test-time augmentation.
 - :mod:`~densenet.engine.explain`: Grad-CAM, where a run's model looks in a picture.
 - :mod:`~densenet.engine.task`: single- or multi-label: the loss, and the headline metric that picks ``best.pt``.
+- :mod:`~densenet.engine.mix`: Mixup and CutMix of training batches, with their soft targets.
 - :mod:`~densenet.engine.finetune`: frozen stages, classifier-only epochs and the optimizer's parameter groups.
 - :mod:`~densenet.engine.distributed`: ``torchrun`` set-up, and the one reading of ``--device``.
 - The fast path: :mod:`~densenet.engine.performance` decides precision, memory format and compilation per

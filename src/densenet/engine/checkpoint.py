@@ -21,20 +21,24 @@ from densenet.errors import RunDirError, UnsafeFileError
 from densenet.rundir import BEST, CHECKPOINT_DIR, LAST, TEMP_GLOB, atomic_write_bytes
 
 
-def rng_state() -> dict[str, Any]:
-    """Capture every RNG that training touches (dropout, init, Python and NumPy helpers)."""
+def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:
+    """Capture every RNG that training touches (dropout, init, Python and NumPy helpers), and the run's own
+    ``generators`` (e.g. ``{"mix": ...}``, Mixup/CutMix's) under their names."""
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": _numpy_state_to_plain(np.random.get_state()),
         "python": _python_state_to_plain(random.getstate()),
+        **{name: g.get_state() for name, g in (generators or {}).items()},
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` captured."""
+def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator] | None = None) -> None:
+    """Restore what :func:`rng_state` captured, ``generators`` included (each must have been saved)."""
+    for name, g in (generators or {}).items():
+        g.set_state(state[name])
     torch.set_rng_state(state["torch"])
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))

@@ -40,6 +40,7 @@ CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotun
 Schedule = Literal["constant", "step", "cosine"]
 SchedulePer = Literal["epoch", "step"]
 Interpolation = Literal["bilinear", "bicubic"]  # resampling filters of densenet.data.photos
+AugmentPolicy = Literal["randaugment", "trivialaugment"]  # the policies of densenet.data.augment
 Init = Literal["xavier", "torchvision", "pytorch", "builder"]  # densenet.models.common.INITS, plus "builder"
 # A DenseNet's stages in forward order, as --freeze-until names them (densenet.engine.finetune owns their meaning).
 FreezeStage = Literal["stem", "denseblock1", "denseblock2", "denseblock3", "denseblock4", "features"]
@@ -128,9 +129,24 @@ class DataArgs:
     no_finding: str = "No Finding"  # multi-label: the `labels` cell meaning none of the classes (as an empty one)
     multi_label: bool | None = None  # several labels per picture (sigmoid + BCE); unset: when the label file has them
     balanced_sampler: bool = False  # draw training pictures with probability inverse to their class's frequency
+    augment: AugmentPolicy | None = None  # per-picture random operations: randaugment or trivialaugment (unset: none)
+    ra_magnitude: float = 9.0  # RandAugment's magnitude M of every operation, on the paper's scale 0 to 10
+    ra_ops: PositiveInt = 2  # RandAugment's number N of operations per picture (TrivialAugment applies one)
+    mixup: float = 0.0  # Mixup's alpha: blend a batch with itself reversed, weight from Beta(alpha, alpha); 0 = off
+    cutmix: float = 0.0  # CutMix's alpha: paste a box of the reversed batch, area from Beta(alpha, alpha); 0 = off
+    mix_prob: float = 1.0  # probability that a batch is mixed at all (Mixup or CutMix on)
+    mix_switch_prob: float = 0.5  # with both on, the probability that a mixed batch uses CutMix rather than Mixup
 
     def __post_init__(self) -> None:
         validate_fields(self, "data")
+        _check(0.0 <= self.ra_magnitude <= 10.0,
+               f"--ra-magnitude lies on RandAugment's scale 0 to 10, got {self.ra_magnitude}")
+        for flag, alpha in (("--mixup", self.mixup), ("--cutmix", self.cutmix)):
+            _check(alpha >= 0, f"{flag} takes a Beta distribution's alpha >= 0 (0 = off), got {alpha}")
+        for flag, p in (("--mix-prob", self.mix_prob), ("--mix-switch-prob", self.mix_switch_prob)):
+            _check(0.0 <= p <= 1.0, f"{flag} is a probability in [0, 1], got {p}")
+        _check(not (self.mixing and self.multi_label), "--mixup/--cutmix need one class per picture: mixed targets "
+               "are defined for single-label cross-entropy only; drop --multi-label or the mixing")
         _check(self.random_crop_padding >= 0, "data.random_crop_padding must be >= 0")
         _check(0.0 <= self.random_erasing <= 1.0, "data.random_erasing is a probability in [0, 1]")
         _check(self.workers is None or self.workers >= 0, f"data.workers must be >= 0, got {self.workers}")
@@ -138,6 +154,11 @@ class DataArgs:
         _check(self.crop_pct <= 1, f"data.crop_pct is a fraction in (0, 1], got {self.crop_pct}")
         _check(self.color_jitter >= 0 and self.lighting >= 0, "data.color_jitter and data.lighting must be >= 0")
         _check(self.dataset != "csv" or bool(self.labels), "--dataset csv needs --labels FILE.csv (and --data-dir)")
+
+    @property
+    def mixing(self) -> bool:
+        """Whether training batches may be mixed (Mixup or CutMix on, with a chance above 0)."""
+        return (self.mixup > 0 or self.cutmix > 0) and self.mix_prob > 0
 
 
 @dataclass

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data.distributed import DistributedSampler
 
 from densenet.data import IMAGE_FOLDER, BatchLoader, ImageDataset, load_dataset
+from densenet.data.augment import RandAugment
 from densenet.data.catalogue import ImageList
 from densenet.data.datasets import IMAGENET_MEAN, IMAGENET_STD
 from densenet.data.images import available_memory, list_image_folder
@@ -147,9 +148,16 @@ def augmentation(config: TrainConfig) -> Any:
     from densenet.data.loader import Augment
 
     d = config.data
-    if not (d.random_crop_padding or d.hflip or d.random_erasing):
+    if not (d.random_crop_padding or d.hflip or d.random_erasing or d.augment):
         return None
-    return Augment(crop_padding=d.random_crop_padding, hflip=0.5 if d.hflip else 0.0, erasing=d.random_erasing)
+    return Augment(crop_padding=d.random_crop_padding, hflip=0.5 if d.hflip else 0.0, policy=augment_policy(config),
+                   erasing=d.random_erasing)
+
+
+def augment_policy(config: TrainConfig) -> RandAugment | None:
+    """The ``--augment`` policy (RandAugment or TrivialAugment) of a run, or ``None``."""
+    d = config.data
+    return RandAugment(d.augment, d.ra_magnitude, d.ra_ops) if d.augment else None
 
 
 def _shard(ds: ImageDataset, ctx: DistContext) -> ImageDataset:
@@ -201,7 +209,7 @@ def photo_transforms(config: TrainConfig) -> tuple[TrainTransform, EvalTransform
         raise ConfigError(f"--dataset {d.dataset} needs --resize, the side of the square the network sees (e.g. 224)")
     hflip = 0.5 if d.hflip is None or d.hflip else 0.0
     train = TrainTransform(d.resize, (d.rrc_scale, 1.0), hflip=hflip, color_jitter=d.color_jitter, lighting=d.lighting,
-                           interpolation=d.interpolation, keep_aspect=d.keep_aspect)
+                           interpolation=d.interpolation, keep_aspect=d.keep_aspect, policy=augment_policy(config))
     test = EvalTransform(d.resize, d.crop_pct if d.keep_aspect else 1.0, d.interpolation, keep_aspect=d.keep_aspect)
     return train, test
 

@@ -65,7 +65,8 @@ def plot_curves(rows: list[dict[str, Any]], path: str | Path) -> None:
         ax.plot(epochs, [r["test_mean_auroc"] for r in rows], "g-.", label="test mean AUROC")
         ax.plot(epochs, [r["test_map"] for r in rows], "c:", label="test mAP")
     else:
-        ax.plot(epochs, [r["train_acc"] for r in rows], "m--", label="train acc")
+        if rows[-1]["train_acc"] is not None:  # none under Mixup/CutMix
+            ax.plot(epochs, [r["train_acc"] for r in rows], "m--", label="train acc")
         ax.plot(epochs, [r["test_acc"] for r in rows], "g-.", label="test acc")
     ax.set_xlabel("epoch")
     ax.set_xlim(1, max(epochs[-1], 2))

@@ -1,6 +1,7 @@
 """What a run predicts: one class per picture (softmax, cross-entropy, accuracy) or several (sigmoid,
 BCE-with-logits, mean AUROC). :class:`Task` owns the loss, what a training batch counts, the test columns of
-``metrics.jsonl`` and the headline metric that picks ``best.pt``.
+``metrics.jsonl`` and the headline metric that picks ``best.pt``. Under Mixup/CutMix the same cross-entropy
+takes the mixed probability targets (:mod:`densenet.engine.mix`), and no train accuracy is counted.
 
 ``--class-weights auto`` weighs cross-entropy by inverse class frequency on the training split
 (:func:`densenet.data.samplers.inverse_frequency`); ``--pos-weight auto`` gives each multi-label class's positives
@@ -63,6 +64,12 @@ class Task:
 
     multilabel: bool
     loss: LossFn
+    mixed: bool = False  # Mixup/CutMix: the targets the loss sees are soft (densenet.engine.mix)
+
+    @property
+    def train_accuracy(self) -> bool:
+        """Whether a train accuracy is defined: not for several labels per picture, nor for mixed pictures."""
+        return not (self.multilabel or self.mixed)
 
     @property
     def headline(self) -> str:
@@ -70,8 +77,8 @@ class Task:
         return "test_mean_auroc" if self.multilabel else "test_acc"
 
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Correct top-1 predictions in a batch; for multi-label runs 0 (a train accuracy is not defined)."""
-        if self.multilabel:
+        """Correct top-1 predictions in a batch; 0 where a train accuracy is not defined (:attr:`train_accuracy`)."""
+        if not self.train_accuracy:
             return torch.zeros((), device=logits.device)
         return (logits.argmax(1) == y).sum()
 
@@ -86,7 +93,8 @@ class Task:
         if self.multilabel:
             return (f"loss {row['loss']:.3f}, test mean AUROC {_figure(row['test_mean_auroc'])}, "
                     f"test mAP {_figure(row['test_map'])}")
-        return f"loss {row['loss']:.3f}, train acc {row['train_acc']:.3f}, test acc {row['test_acc']:.3f}"
+        train = "" if row["train_acc"] is None else f", train acc {row['train_acc']:.3f}"
+        return f"loss {row['loss']:.3f}{train}, test acc {row['test_acc']:.3f}"
 
 
 def _figure(value: float | None) -> str:
@@ -96,4 +104,5 @@ def _figure(value: float | None) -> str:
 def make_task(config: TrainConfig, train_targets: torch.Tensor, num_classes: int, device: torch.device,
               log: Callable[[str], None]) -> Task:
     """The run's :class:`Task`, with its loss (see :func:`make_loss`)."""
-    return Task(train_targets.dim() == 2, make_loss(config, train_targets, num_classes, device, log))
+    return Task(train_targets.dim() == 2, make_loss(config, train_targets, num_classes, device, log),
+                mixed=config.data.mixing)

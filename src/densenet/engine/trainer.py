@@ -33,6 +33,7 @@ from densenet.engine.evaluate import evaluate
 from densenet.engine.finetune import FineTuning, start_from
 from densenet.engine.interrupts import GracefulInterrupts
 from densenet.engine.logging import MetricsLog, TensorBoardLog, plot_curves
+from densenet.engine.mix import generators, make_mixer
 from densenet.engine.performance import autocast_context, make_grad_scaler, resolve
 from densenet.engine.setup import build_model, build_optimizer, build_scheduler, model_card, progress_bar, wrap_model
 from densenet.engine.step import train_step  # the step `densenet bench train` times, too
@@ -151,6 +152,7 @@ class Trainer:
         torch.manual_seed(cfg.run.seed)
         self.data: TrainData = build_data(cfg, ctx, self.log, self.progress)
         self.task = make_task(cfg, self.data.train_targets, self.data.num_classes, ctx.device, self.log)
+        self.mixer = make_mixer(cfg, self.task, self.data.num_classes, self.log)  # Mixup/CutMix, or None
         self._steps_run = 0
         model = build_model(cfg, self.data)
         if weights is not None:  # a resumed run has its weights in the checkpoint
@@ -167,7 +169,7 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
             if self.scaler is not None and state.get("scaler"):
                 self.scaler.load_state_dict(state["scaler"])
-            ckpt.set_rng_state(state["rng"])
+            ckpt.set_rng_state(state["rng"], generators(self.mixer))
         self.tuning = FineTuning(self.model, cfg)
         if self.tuning.active:
             self.log(self.tuning.describe())
@@ -232,7 +234,7 @@ class Trainer:
         test = evaluate(self.net, self.data.test_loader, self.data.num_classes,
                         autocast=autocast_context(self.perf), ctx=self.ctx, multilabel=self.task.multilabel)
         t0, elapsed0 = self._clock
-        row = {"epoch": epoch, "loss": stats.loss, "train_acc": None if self.task.multilabel else stats.train_acc,
+        row = {"epoch": epoch, "loss": stats.loss, "train_acc": stats.train_acc if self.task.train_accuracy else None,
                **self.task.test_columns(test), "examples_per_sec": stats.examples / stats.train_seconds,
                "elapsed_s": elapsed0 + time.perf_counter() - t0, "train_seconds": stats.train_seconds,
                "examples": stats.examples, "lr": self.optimizer.param_groups[0]["lr"]}
@@ -292,8 +294,8 @@ class Trainer:
                 seconds += time.perf_counter() - t
                 if self.progress:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{(correct / count).item():.3f}",
-                                    img_s=f"{count / seconds:.0f}", refresh=False)
+                    acc = {"acc": f"{(correct / count).item():.3f}"} if self.task.train_accuracy else {}
+                    bar.set_postfix(loss=f"{loss.item():.3f}", **acc, img_s=f"{count / seconds:.0f}", refresh=False)
                 stop = interrupts.requested or self._batch_callback(epoch, loader.batches_done, len(loader), loss)
                 if broadcast_flag(stop, self.ctx) and loader.batches_done < len(loader):
                     sums = self._sum_over_ranks(loss_sum, correct, count)
@@ -324,6 +326,8 @@ class Trainer:
                 raise DivergenceError("the training loss became NaN or infinite; the last good checkpoint is kept. "
                                       f"Lower --lr (now {self.config.optim.lr}) or use --precision fp32")
 
+        if self.mixer is not None:  # after the loader's augmentation: mixed pictures, soft targets
+            x, y = self.mixer(x, y)
         loss, logits = train_step(self.net, self.optimizer, x, y, self.perf, self.scaler, loss_fn=self.task.loss,
                                   before_backward=stop_if_diverged)
         if self.step_schedule:
@@ -347,7 +351,8 @@ class Trainer:
             "epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": ckpt.rng_state(), "config": self.config.to_dict(), "best": best, "metrics": rows,
+            "rng": ckpt.rng_state(generators(self.mixer)),
+            "config": self.config.to_dict(), "best": best, "metrics": rows,
             "partial": asdict(partial) if partial is not None else None,
         }
 
