@@ -58,7 +58,11 @@ def test_evaluate_and_predict_read_the_multi_label_run(multilabel_run):
     run, data = multilabel_run["run"], multilabel_run["root"] / "data"
     report = cli_json("evaluate", str(run), env=ENV)
     assert set(report["auroc"]) == {"blue", "green", "red"} and report["mean_auroc"] >= 0.85
-    assert report["mean_auroc"] == pytest.approx(multilabel_run["summary"]["test_mean_auroc"], abs=1e-6)
+    # evaluate runs the weights in fp32; training's figure came from the run's precision, bf16 where the CPU has
+    # it (measured on an AMX Xeon: 0.99126 against 0.99106), so the two agree exactly only for an fp32 run.
+    exact = multilabel_run["summary"]["precision"] == "fp32"
+    assert report["mean_auroc"] == pytest.approx(multilabel_run["summary"]["test_mean_auroc"],
+                                                 abs=1e-6 if exact else 5e-3)
     assert (run / "roc_curves.png").is_file()
     pictures = sorted((data / "images").glob("*.png"))[:4]
     predictions = cli_json("predict", str(run), *map(str, pictures), "--top-k", "3", env=ENV)
