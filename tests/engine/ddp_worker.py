@@ -20,6 +20,8 @@ parser.add_argument("--interrupt-at", help="EPOCH,BATCH: stop there as Ctrl-C wo
 parser.add_argument("--resume", action="store_true")
 parser.add_argument("--finetune", metavar="WEIGHTS", help="start from WEIGHTS, classifier only in epoch 1, then all "
                     "but the stem and denseblock1, the backbone at a tenth of the rate")
+parser.add_argument("--recipe", action="store_true", help="EMA 0.9, 2 micro-batches per step, AdamW, the last epoch "
+                    "checkpoint kept; every rank also saves its EMA weights as <out>/ema<r>.safetensors")
 args = parser.parse_args()
 
 config = load_preset("d2l-fashion-mnist").replace({
@@ -31,6 +33,9 @@ if args.finetune:
     config = config.replace({"model.init_from": args.finetune, "model.freeze_until": "denseblock1",
                              "optim.head_epochs": 1, "optim.backbone_lr_scale": 0.1, "optim.decay_bn_bias": False,
                              "optim.weight_decay": 1e-3, "optim.momentum": 0.9})
+if args.recipe:
+    config = config.replace({"optim.ema": 0.9, "run.accum_steps": 2, "optim.optimizer": "adamw", "optim.lr": 0.002,
+                             "run.keep_checkpoints": 1})
 ctx = init_distributed("cpu")
 stop_at = tuple(int(v) for v in args.interrupt_at.split(",")) if args.interrupt_at else None
 trainer = Trainer(config, os.path.join(args.out, "run"), ctx=ctx, progress=False,
@@ -38,6 +43,9 @@ trainer = Trainer(config, os.path.join(args.out, "run"), ctx=ctx, progress=False
 summary = trainer.fit(resume=args.resume)
 state = {k: v.contiguous() for k, v in trainer.model.state_dict().items()}
 save_file(state, os.path.join(args.out, f"rank{ctx.rank}.safetensors"))
+if trainer.ema is not None:
+    save_file({k: v.contiguous() for k, v in trainer.ema.module.state_dict().items()},
+              os.path.join(args.out, f"ema{ctx.rank}.safetensors"))
 with open(os.path.join(args.out, f"summary{ctx.rank}.json"), "w") as fh:
     json.dump(summary, fh)
 shutdown(ctx)

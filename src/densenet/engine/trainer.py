@@ -274,8 +274,8 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{(correct / count).item():.3f}",
                                     img_s=f"{count / seconds:.0f}", refresh=False)
-                asked = asked or interrupts.requested or self._batch_callback(epoch, loader.batches_done,
-                                                                              len(loader), loss)
+                asked = interrupts.requested or self._batch_callback(epoch, loader.batches_done, len(loader),
+                                                                     loss) or asked
                 if (self.accumulation.ends_step(loader.batches_done - 1) and broadcast_flag(asked, self.ctx)
                         and loader.batches_done < len(loader)):
                     sums = self._sum_over_ranks(loss_sum, correct, count)
