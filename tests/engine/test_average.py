@@ -19,7 +19,8 @@ from densenet.rundir import read_config
 
 
 def test_the_average_of_state_dicts_is_the_mean_and_counters_are_the_last():
-    states = [{"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}, {"w": torch.tensor([2.0, 4.0]), "n": torch.tensor(5)},
+    states = [{"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)},
+              {"w": torch.tensor([2.0, 4.0]), "n": torch.tensor(5)},
               {"w": torch.tensor([6.0, 0.0]), "n": torch.tensor(9)}]
     out = average_state_dicts(states)
     assert torch.equal(out["w"], torch.tensor([3.0, 2.0])) and out["w"].dtype == torch.float32
@@ -67,7 +68,8 @@ def test_average_is_the_mean_of_the_last_k_with_batchnorm_measured_on_the_traini
     # of conv0's output, channel by channel (the checkpoints' momentum-averaged statistics are not).
     data = build_data(read_config(kept_run), DistContext())
     weight, bias = saved["features.conv0.weight"], saved.get("features.conv0.bias")
-    outputs = torch.cat([torch.nn.functional.conv2d(x, weight, bias, padding=3, stride=2) for x, _ in data.train_loader])
+    outputs = torch.cat([torch.nn.functional.conv2d(x, weight, bias, padding=3, stride=2)
+                         for x, _ in data.train_loader])
     mean = outputs.double().mean((0, 2, 3)).float()
     assert torch.allclose(saved["features.norm0.running_mean"], mean, atol=1e-5)
     assert not torch.allclose(epochs[1]["features.norm0.running_mean"], mean, atol=1e-3)
