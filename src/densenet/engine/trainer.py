@@ -299,7 +299,7 @@ class Trainer:
         count_t = torch.tensor(float(count), dtype=torch.float64, device=self.ctx.device)
         return all_reduce_sum(torch.stack([loss_sum, correct, count_t]), self.ctx)
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step(self, x: torch.Tensor, y: torch.Tensor, batch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Train on micro-batch ``batch`` (0-based) of the epoch; the optimizer steps on its step's last one."""
 
         def stop_if_diverged(loss: torch.Tensor) -> None:
