@@ -55,6 +55,9 @@ ARGV = {
     "optim.momentum": ["--momentum", "0.9"],
     "optim.nesterov": ["--nesterov"],
     "optim.weight_decay": ["--weight-decay", "1e-4"],
+    "optim.optimizer": ["--optimizer", "adamw"],
+    "optim.betas": ["--betas", "0.8,0.99"],
+    "optim.ema": ["--ema", "0.999"],
     "optim.schedule": ["--schedule", "step"],
     "optim.milestones": ["--milestones", "0.5", "0.75"],
     "optim.gamma": ["--gamma", "0.2"],
@@ -72,6 +75,8 @@ ARGV = {
     "run.compile_mode": ["--compile-mode", "max-autotune"],
     "run.epochs": ["--epochs", "7"],
     "run.batch_size": ["--batch-size", "32"],
+    "run.accum_steps": ["--accum-steps", "4"],
+    "run.keep_checkpoints": ["--keep-checkpoints", "3"],
     "run.seed": ["--seed", "5"],
     "run.device": ["--device", "cuda:1"],
     "run.sync_batchnorm": ["--sync-bn"],
@@ -92,7 +97,9 @@ EXPECTED = {
     "optim.momentum": 0.9, "optim.nesterov": True, "optim.weight_decay": 1e-4, "optim.schedule": "step",
     "optim.milestones": [0.5, 0.75], "optim.gamma": 0.2, "optim.warmup_epochs": 2, "optim.schedule_per": "step",
     "optim.label_smoothing": 0.1, "optim.backbone_lr_scale": 0.1, "optim.head_epochs": 2,
-    "optim.decay_bn_bias": False, "run.precision": "bf16", "run.channels_last": False, "run.compile": False,
+    "optim.decay_bn_bias": False, "optim.optimizer": "adamw", "optim.betas": [0.8, 0.99], "optim.ema": 0.999,
+    "run.accum_steps": 4, "run.keep_checkpoints": 3, "run.precision": "bf16", "run.channels_last": False,
+    "run.compile": False,
     "run.compile_mode": "max-autotune", "run.epochs": 7, "run.batch_size": 32, "run.seed": 5,
     "run.device": "cuda:1", "run.sync_batchnorm": True,
 }
@@ -108,7 +115,7 @@ def parse(*argv: str):
 
 def test_every_field_has_a_flag_that_sets_it():
     fields = all_fields()
-    assert len(fields) == 60 and fields == [c.field for c in config_flags()]
+    assert len(fields) == 65 and fields == [c.field for c in config_flags()]
     assert set(ARGV) == set(fields)  # a new field needs an entry in ARGV (and so a flag)
     options = build_parser()._subparsers._group_actions[0].choices["train"]._option_string_actions
     for name in fields:
@@ -130,9 +137,14 @@ def test_no_flag_given_means_no_override():
     assert overrides_from(parse("--epochs", "3", "--no-hflip")) == {"run.epochs": 3, "data.hflip": False}
 
 
+def test_list_flags_take_values_separated_by_spaces_or_commas():
+    assert overrides_from(parse("--betas", "0.9,0.98"))["optim.betas"] == [0.9, 0.98]
+    assert overrides_from(parse("--milestones", "30", "60,90"))["optim.milestones"] == [30.0, 60.0, 90.0]
+
+
 def test_help_text_is_the_fields_comment_and_choices_are_its_vocabulary():
     comments = field_comments(SECTIONS["run"])
-    assert comments["batch_size"] == "images per optimizer step, per process (under torchrun: per rank)"
+    assert comments["batch_size"] == "images per micro-batch, per process (under torchrun: per rank)"
     assert comments["precision"].startswith("autocast:")  # inherited from PerfOptions
     by_field = {c.field: c for c in config_flags()}
     assert by_field["run.precision"].kwargs["choices"] == list(PRECISIONS)

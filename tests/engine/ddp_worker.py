@@ -23,6 +23,8 @@ parser.add_argument("--finetune", metavar="WEIGHTS", help="start from WEIGHTS, c
                     "but the stem and denseblock1, the backbone at a tenth of the rate")
 parser.add_argument("--mix", action="store_true", help="Mixup, CutMix and RandAugment on; save each rank's mixing "
                     "generator state to <out>/mix<rank>.pt")
+parser.add_argument("--recipe", action="store_true", help="EMA 0.9, 2 micro-batches per step, AdamW, the last epoch "
+                    "checkpoint kept; every rank also saves its EMA weights as <out>/ema<r>.safetensors")
 args = parser.parse_args()
 
 config = load_preset("d2l-fashion-mnist").replace({
@@ -37,6 +39,9 @@ if args.finetune:
 if args.mix:
     config = config.replace({"data.mixup": 0.4, "data.cutmix": 1.0, "data.augment": "randaugment",
                              "optim.label_smoothing": 0.1})
+if args.recipe:
+    config = config.replace({"optim.ema": 0.9, "run.accum_steps": 2, "optim.optimizer": "adamw", "optim.lr": 0.002,
+                             "run.keep_checkpoints": 1})
 ctx = init_distributed("cpu")
 stop_at = tuple(int(v) for v in args.interrupt_at.split(",")) if args.interrupt_at else None
 trainer = Trainer(config, os.path.join(args.out, "run"), ctx=ctx, progress=False,
@@ -46,6 +51,9 @@ state = {k: v.contiguous() for k, v in trainer.model.state_dict().items()}
 save_file(state, os.path.join(args.out, f"rank{ctx.rank}.safetensors"))
 if args.mix:
     torch.save(trainer.mixer.generator.get_state(), os.path.join(args.out, f"mix{ctx.rank}.pt"))
+if trainer.ema is not None:
+    save_file({k: v.contiguous() for k, v in trainer.ema.module.state_dict().items()},
+              os.path.join(args.out, f"ema{ctx.rank}.safetensors"))
 with open(os.path.join(args.out, f"summary{ctx.rank}.json"), "w") as fh:
     json.dump(summary, fh)
 shutdown(ctx)

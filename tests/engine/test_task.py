@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from densenet.engine import evaluate as evaluate_module
 from densenet.engine.config import TrainConfig
 from densenet.engine.task import make_task, positive_weights
 
@@ -52,3 +53,14 @@ def test_label_smoothing_still_applies_to_single_label_runs():
     logits = torch.randn(3, 3, generator=torch.Generator().manual_seed(2))
     smoothed, _ = task(targets, **{"optim.label_smoothing": 0.1})
     assert smoothed.loss(logits, targets) == pytest.approx(F.cross_entropy(logits, targets, label_smoothing=0.1).item())
+
+
+def test_top5_accuracy_is_a_test_column_where_there_are_at_least_5_classes():
+    task = make_task(TrainConfig(), torch.tensor([0, 1, 2]), 10, torch.device("cpu"), lambda _m: None)
+    probs = torch.tensor([[0.5, 0.2, 0.1, 0.05, 0.05, 0.04, 0.03, 0.02, 0.01, 0.0]] * 2)  # top-5: classes 0-4
+    metrics = evaluate_module.summarize(evaluate_module.Outputs(probs, torch.tensor([4, 5]), 0.5),
+                                        [str(i) for i in range(10)])
+    assert task.test_columns(metrics) == {"test_acc": 0.0, "test_loss": 0.5, "test_top5_acc": 0.5}
+    three = evaluate_module.summarize(evaluate_module.Outputs(torch.eye(3)[:2], torch.tensor([0, 2]), 0.1),
+                                      ["a", "b", "c"])
+    assert task.test_columns(three) == {"test_acc": 0.5, "test_loss": 0.1}

@@ -39,6 +39,8 @@ def test_short_run_clearly_beats_chance_and_writes_the_run_directory(tmp_path, f
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert {"epoch", "loss", "train_acc", "test_acc", "examples_per_sec", "elapsed_s"} <= set(rows[0])
     assert rows[0]["loss"] > rows[-1]["loss"]
+    assert all(r["test_top5_acc"] >= r["test_acc"] for r in rows)
+    assert summary["test_top5_acc"] == rows[-1]["test_top5_acc"] and summary["weights"] == "raw"
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     card = json.loads((run / "model.json").read_text())
     assert card["model"] == "d2l_densenet" and card["classes"][0] == "T-shirt/top"
@@ -46,7 +48,7 @@ def test_short_run_clearly_beats_chance_and_writes_the_run_directory(tmp_path, f
 
 
 CHECKPOINT_KEYS = {"epoch", "model", "optimizer", "scheduler", "scaler", "rng", "config", "best",
-                   "metrics", "partial"}
+                   "metrics", "partial", "ema", "best_weights"}
 
 
 def resume_config(fashion_dir):

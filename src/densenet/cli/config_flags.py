@@ -86,7 +86,7 @@ def _argparse_kwargs(name: str, hint: Any, comment: str) -> dict[str, Any]:
         kwargs["choices"] = list(choices)
     elif typing.get_origin(base) is list:
         (item,) = get_args(base)
-        kwargs.update(nargs="+", type=item, metavar="X")
+        kwargs.update(nargs="+", type=_items_of(item), action=_FlatList, metavar="X")
     elif typing.get_origin(base) is dict:
         kwargs.update(type=_json_object, metavar="JSON")
     elif _plain(base) in (int, float):
@@ -99,6 +99,24 @@ def _argparse_kwargs(name: str, hint: Any, comment: str) -> dict[str, Any]:
     else:
         kwargs["metavar"] = name.upper()
     return kwargs
+
+
+class _FlatList(argparse.Action):
+    """A list flag's values, separated by spaces or commas: ``--betas 0.9,0.999`` or ``--milestones 30 60``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        setattr(namespace, self.dest, [v for part in values for v in part])
+
+
+def _items_of(item: type) -> Any:
+    def parse(text: str) -> list[Any]:
+        try:
+            return [item(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {item.__name__} values separated by spaces or commas, "
+                                             f"got {text!r}") from None
+    parse.__name__ = item.__name__  # argparse names the type in its own messages
+    return parse
 
 
 def _strip_optional(hint: Any) -> Any:

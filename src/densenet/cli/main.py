@@ -16,8 +16,8 @@ from densenet.cli.common import ArgumentParser
 from densenet.errors import DenseNetError
 
 # Subcommand modules, in the order `densenet --help` lists them.
-COMMANDS = ("models", "summary", "train", "evaluate", "predict", "explain", "export", "convert", "bench", "experiment",
-            "data")
+COMMANDS = ("models", "summary", "train", "average", "evaluate", "predict", "explain", "export", "convert", "bench",
+            "experiment", "data")
 
 
 def build_parser() -> ArgumentParser:

@@ -18,7 +18,15 @@ import numpy as np
 import torch
 
 from densenet.errors import RunDirError, UnsafeFileError
-from densenet.rundir import BEST, CHECKPOINT_DIR, LAST, TEMP_GLOB, atomic_write_bytes
+from densenet.rundir import (
+    BEST,
+    CHECKPOINT_DIR,
+    EPOCH_CHECKPOINT,
+    EPOCH_CHECKPOINT_GLOB,
+    LAST,
+    TEMP_GLOB,
+    atomic_write_bytes,
+)
 
 
 def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:
@@ -58,8 +66,12 @@ def _python_state_to_plain(state: tuple) -> list:
     return [version, list(internal), gauss]
 
 
-def save_checkpoint(run_dir: str | Path, state: dict[str, Any], is_best: bool) -> Path:
-    """Write ``checkpoints/last.pt`` atomically, and ``best.pt`` too when ``is_best``."""
+def save_checkpoint(run_dir: str | Path, state: dict[str, Any], is_best: bool, keep: int = 0) -> Path:
+    """Write ``checkpoints/last.pt`` atomically, and ``best.pt`` too when ``is_best``.
+
+    With ``keep`` > 0 (``--keep-checkpoints``, for an epoch's end), also ``checkpoints/epoch-NNNN.pt`` of
+    ``state["epoch"]``, and delete the epoch checkpoints older than the last ``keep``.
+    """
     folder = Path(run_dir) / CHECKPOINT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
@@ -68,7 +80,26 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any], is_best: bool) -
     atomic_write_bytes(folder / LAST, payload)
     if is_best:
         atomic_write_bytes(folder / BEST, payload)
+    if keep:
+        atomic_write_bytes(folder / EPOCH_CHECKPOINT.format(epoch=state["epoch"]), payload)
+        for _, old in epoch_checkpoints(run_dir)[:-keep]:
+            old.unlink(missing_ok=True)
     return folder / LAST
+
+
+def epoch_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """The kept epoch checkpoints of a run directory, ``(epoch, path)`` in epoch order."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    found = [(int(p.stem.removeprefix("epoch-")), p) for p in folder.glob(EPOCH_CHECKPOINT_GLOB)
+             if p.stem.removeprefix("epoch-").isdigit()] if folder.is_dir() else []
+    return sorted(found)
+
+
+def remove_epoch_checkpoints_after(run_dir: str | Path, epoch: int) -> None:
+    """Delete kept epoch checkpoints newer than ``epoch``: a run resumed from an earlier state redoes them."""
+    for e, path in epoch_checkpoints(run_dir):
+        if e > epoch:
+            path.unlink(missing_ok=True)
 
 
 def load_checkpoint(run_dir: str | Path, which: str = LAST) -> dict[str, Any]:

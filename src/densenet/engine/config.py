@@ -41,6 +41,7 @@ Schedule = Literal["constant", "step", "cosine"]
 SchedulePer = Literal["epoch", "step"]
 Interpolation = Literal["bilinear", "bicubic"]  # resampling filters of densenet.data.photos
 AugmentPolicy = Literal["randaugment", "trivialaugment"]  # the policies of densenet.data.augment
+OptimizerName = Literal["sgd", "adamw"]
 Init = Literal["xavier", "torchvision", "pytorch", "builder"]  # densenet.models.common.INITS, plus "builder"
 # A DenseNet's stages in forward order, as --freeze-until names them (densenet.engine.finetune owns their meaning).
 FreezeStage = Literal["stem", "denseblock1", "denseblock2", "denseblock3", "denseblock4", "features"]
@@ -168,12 +169,15 @@ class OptimArgs:
     lr: PositiveFloat = 0.1  # initial learning rate
     momentum: float = 0.0  # SGD momentum (the textbook uses none)
     nesterov: bool = False  # Nesterov momentum (the paper's CIFAR recipe)
-    weight_decay: float = 0.0  # L2 penalty
+    weight_decay: float = 0.0  # L2 penalty (SGD), decoupled weight decay (AdamW)
+    optimizer: OptimizerName = "sgd"  # "sgd" (with --momentum, --nesterov) or "adamw" (with --betas)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW's moment decay rates: B1,B2
     schedule: Schedule = "constant"  # "constant", "step" (multiply by gamma at each milestone) or "cosine"
     milestones: list[float] = field(default_factory=list)  # epochs; values < 1 are fractions of all epochs
     gamma: float = 0.1  # factor applied at each milestone
     warmup_epochs: int = 0  # linear warm-up epochs before the schedule
     schedule_per: SchedulePer = "epoch"  # update the learning rate after every "epoch" or every optimizer "step"
+    ema: float | None = None  # keep an exponential moving average of the weights with this decay, e.g. 0.999
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     backbone_lr_scale: PositiveFloat = 1.0  # everything but the classifier trains at lr times this (e.g. 0.1)
     head_epochs: int = 0  # first train only the classifier for N epochs, then unfreeze down to --freeze-until
@@ -191,6 +195,14 @@ class OptimArgs:
         _check(0.0 < self.gamma <= 1.0, f"gamma must lie in (0, 1], got {self.gamma}")
         _check(self.warmup_epochs >= 0, "warmup_epochs must be >= 0")
         _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing must lie in [0, 1)")
+        _check(self.optimizer == "sgd" or (self.momentum == 0 and not self.nesterov),
+               "--momentum and --nesterov are SGD's; AdamW's momentum is --betas B1,B2")
+        _check(len(self.betas) == 2 and all(0.0 <= b < 1.0 for b in self.betas),
+               f"betas must be two numbers in [0, 1), such as 0.9,0.999; got {self.betas}")
+        _check(self.ema is None or (not isinstance(self.ema, bool) and isinstance(self.ema, (int, float))
+                                    and 0.0 < self.ema < 1.0),
+               f"ema is the decay of the weights' moving average and must lie strictly between 0 and 1, such as "
+               f"0.999; got {self.ema}")
 
 
 @dataclass
@@ -217,13 +229,16 @@ class RunArgs(PerfOptions):
     """
 
     epochs: PositiveInt = 10  # passes over the training set
-    batch_size: PositiveInt = 256  # images per optimizer step, per process (under torchrun: per rank)
+    keep_checkpoints: int = 0  # also keep the last K epochs' checkpoints, for `densenet average` (0 = none)
+    batch_size: PositiveInt = 256  # images per micro-batch, per process (under torchrun: per rank)
+    accum_steps: PositiveInt = 1  # micro-batches per optimizer step (gradient accumulation)
     seed: int = 0  # seeds initialization, shuffling, augmentation and dropout
     device: str = "auto"  # auto (a GPU if there is one, like d2l's try_gpu), cpu, cuda or cuda:N
     sync_batchnorm: bool = False  # under torchrun, synchronize BatchNorm statistics across ranks
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _check(self.keep_checkpoints >= 0, f"keep_checkpoints must be >= 0, got {self.keep_checkpoints}")
         _check(isinstance(self.device, str) and DEVICE_PATTERN.fullmatch(self.device) is not None,
                f"device must be {DEVICES}, got {self.device!r}")
 

@@ -50,13 +50,16 @@ def check_input_size(model: nn.Module, channels: int, size: int) -> None:
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD over :func:`~densenet.engine.finetune.parameter_groups` (one group unless the head and the rest
-    train differently, so the checkpoints of earlier runs still resume)."""
+    """SGD or AdamW (``optim.optimizer``) over :func:`~densenet.engine.finetune.parameter_groups` (one group unless
+    the head and the rest train differently, or BatchNorm and biases skip weight decay, so the checkpoints of
+    earlier runs still resume). AdamW's ``weight_decay`` is decoupled from the gradient (Loshchilov & Hutter)."""
     from densenet.engine.finetune import parameter_groups
 
     o = config.optim
-    return torch.optim.SGD(parameter_groups(model, config), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
-                           weight_decay=o.weight_decay)
+    groups = parameter_groups(model, config)
+    if o.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=o.lr, betas=(o.betas[0], o.betas[1]), weight_decay=o.weight_decay)
+    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
 
 
 def wrap_model(model: nn.Module, perf: Any, ctx: Any, sync_batchnorm: bool = False) -> nn.Module:

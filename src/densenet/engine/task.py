@@ -86,7 +86,8 @@ class Task:
         """The test columns of a ``metrics.jsonl`` row, from :func:`densenet.engine.evaluate.evaluate`'s result."""
         if self.multilabel:
             return {"test_mean_auroc": result["mean_auroc"], "test_map": result["map"], "test_loss": result["loss"]}
-        return {"test_acc": result["accuracy"], "test_loss": result["loss"]}
+        top5 = {"test_top5_acc": result["top5_accuracy"]} if result.get("top5_accuracy") is not None else {}
+        return {"test_acc": result["accuracy"], "test_loss": result["loss"], **top5}  # top-5: with >= 5 classes
 
     def describe(self, row: dict[str, Any]) -> str:
         """The epoch's figures for the log line."""

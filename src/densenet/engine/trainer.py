@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from densenet.engine import checkpoint as ckpt
+from densenet.engine import ema as ema_weights
 from densenet.engine.config import TrainConfig
 from densenet.engine.data import TrainData, build_data
 from densenet.engine.distributed import (
@@ -35,8 +36,9 @@ from densenet.engine.interrupts import GracefulInterrupts
 from densenet.engine.logging import MetricsLog, TensorBoardLog, plot_curves
 from densenet.engine.mix import generators, make_mixer
 from densenet.engine.performance import autocast_context, make_grad_scaler, resolve
+from densenet.engine.run_state import Callback, EpochStats, PartialEpoch, TrainState
 from densenet.engine.setup import build_model, build_optimizer, build_scheduler, model_card, progress_bar, wrap_model
-from densenet.engine.step import train_step  # the step `densenet bench train` times, too
+from densenet.engine.step import Accumulation, train_step  # the step `densenet bench train` times, too
 from densenet.engine.task import make_task
 from densenet.errors import DenseNetError, RunDirError
 from densenet.models import model_info, read_weights
@@ -45,55 +47,8 @@ from densenet.rundir import CONFIG_FILE, CURVES_FILE, SUMMARY_FILE, save_model, 
 Log = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class TrainState:
-    """Where a run stands, as callbacks see it.
-
-    Attributes:
-        epoch: The current epoch (1-based).
-        batch: Batches of this epoch done so far (at an epoch's end: all of them).
-        batches: Batches per epoch.
-        loss: The last batch's loss (``on_batch_end``), or the epoch's mean loss (``on_epoch_end``).
-        metrics: At an epoch's end, that epoch's ``metrics.jsonl`` row; else ``None``.
-    """
-
-    epoch: int
-    batch: int
-    batches: int
-    loss: float
-    metrics: dict[str, Any] | None = None
-
-
-Callback = Callable[[TrainState], bool | None]
-"""Called after each batch (``on_batch_end``) or epoch (``on_epoch_end``); returning True stops the run the way
-Ctrl-C does: the state so far is saved and ``densenet train --resume`` continues it."""
-
-
 class DivergenceError(DenseNetError):
     """The loss became NaN or infinite."""
-
-
-@dataclass
-class EpochStats:
-    loss: float
-    train_acc: float
-    examples: int
-    train_seconds: float
-
-
-@dataclass
-class PartialEpoch:
-    """Where an interrupted epoch stopped; a Ctrl-C checkpoint carries it so resume goes on mid-epoch.
-
-    The sums are over every rank; ``seconds`` is one rank's training time so far.
-    """
-
-    epoch: int
-    batches: int
-    loss_sum: float
-    correct: float
-    count: int
-    seconds: float
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
@@ -160,7 +115,8 @@ class Trainer:
         self.model = model.to(ctx.device)
         self.perf = resolve(cfg.run, ctx.device)
         self.optimizer = build_optimizer(cfg, self.model)
-        self.scheduler = build_scheduler(cfg, self.optimizer, steps_per_epoch=len(self.data.train_loader))
+        self.accumulation = Accumulation(cfg.run.accum_steps, len(self.data.train_loader))
+        self.scheduler = build_scheduler(cfg, self.optimizer, steps_per_epoch=self.accumulation.optimizer_steps)
         self.step_schedule = cfg.optim.schedule_per == "step"
         self.scaler = make_grad_scaler(self.perf)
         if state is not None:
@@ -170,6 +126,9 @@ class Trainer:
             if self.scaler is not None and state.get("scaler"):
                 self.scaler.load_state_dict(state["scaler"])
             ckpt.set_rng_state(state["rng"], generators(self.mixer))
+        self.ema = ema_weights.WeightEMA(self.model, cfg.optim.ema) if cfg.optim.ema else None
+        if self.ema is not None and state is not None and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
         self.tuning = FineTuning(self.model, cfg)
         if self.tuning.active:
             self.log(self.tuning.describe())
@@ -189,6 +148,7 @@ class Trainer:
         rows: list[dict[str, Any]] = list(state["metrics"]) if state else []
         start = state["epoch"] if state else 0
         best = state.get("best", state.get("best_test_acc", -1.0)) if state else -1.0
+        self.best_weights = (state.get("best_weights") if state else None) or ema_weights.RAW
         partial = PartialEpoch(**state["partial"]) if state and state.get("partial") else None
         metrics, tb = self._open_run_dir(rows, start)
         self.log(self._banner(start, partial))
@@ -201,9 +161,11 @@ class Trainer:
                     self._save_partial(epoch, rows, best, stats)
                     break
                 rows.append(self._epoch_row(epoch, stats))
-                score = rows[-1][self.task.headline]
+                score = ema_weights.score(rows[-1], self.task.headline)
                 is_best = score is not None and score > best
                 best = score if is_best else best
+                if is_best:
+                    self.best_weights = ema_weights.winner(rows[-1], self.task.headline)
                 if self.ctx.is_main:
                     self._save_epoch(epoch, rows, best, is_best, metrics, tb)
                 if self._stop_after_epoch(epoch, rows[-1]):
@@ -222,6 +184,7 @@ class Trainer:
             ckpt.remove_stale_temp_files(self.run_dir)  # left by a process killed mid-write
             write_json(self.run_dir / CONFIG_FILE, self.config.to_dict())
             metrics.reset(rows)  # exactly one row per epoch the checkpoint covers
+            ckpt.remove_epoch_checkpoints_after(self.run_dir, start)  # left by a later state, if any
         if start >= self.config.run.epochs:
             raise RunDirError(f"{self.run_dir} already finished {start} epochs; pass --epochs N with N > {start} "
                               "to extend it")
@@ -237,10 +200,26 @@ class Trainer:
         row = {"epoch": epoch, "loss": stats.loss, "train_acc": stats.train_acc if self.task.train_accuracy else None,
                **self.task.test_columns(test), "examples_per_sec": stats.examples / stats.train_seconds,
                "elapsed_s": elapsed0 + time.perf_counter() - t0, "train_seconds": stats.train_seconds,
-               "examples": stats.examples, "lr": self.optimizer.param_groups[0]["lr"]}
+               "examples": stats.examples, "lr": self.optimizer.param_groups[0]["lr"], **self._ema_columns()}
+        if self.ema is not None:
+            row["weights"] = ema_weights.winner(row, self.task.headline)
         self.log(f"epoch {epoch}/{self.config.run.epochs}: {self.task.describe(row)}, "
-                 f"{row['examples_per_sec']:.1f} examples/sec")
+                 f"{row['examples_per_sec']:.1f} examples/sec{self._ema_figure(row)}")
         return row
+
+    def _ema_columns(self) -> dict[str, Any]:
+        """The averaged weights' test columns of the epoch's row (none without ``--ema``)."""
+        if self.ema is None:
+            return {}
+        test = evaluate(self.ema.module, self.data.test_loader, self.data.num_classes,
+                        autocast=autocast_context(self.perf), ctx=self.ctx, multilabel=self.task.multilabel)
+        return ema_weights.ema_columns(self.task.test_columns(test))
+
+    def _ema_figure(self, row: dict[str, Any]) -> str:
+        if self.ema is None:
+            return ""
+        value = row[ema_weights.PREFIX + self.task.headline]
+        return f"; EMA weights: {self.task.headline} {'undefined' if value is None else f'{value:.3f}'}"
 
     def _stop_after_epoch(self, epoch: int, row: dict[str, Any]) -> bool:
         """Whether ``on_epoch_end`` asks to stop now, with epochs still to go (Ctrl-C stops after the next batch)."""
@@ -281,11 +260,12 @@ class Trainer:
         correct = torch.tensor(partial.correct if carried else 0.0, dtype=torch.float64, device=device)
         count = partial.count if carried else 0
         seconds = partial.seconds if partial is not None else 0.0
+        asked = False  # a stop asked for mid-step waits for the step's last micro-batch (--accum-steps)
         with progress_bar(len(loader), f"epoch {epoch}/{self.config.run.epochs}", self.progress,
                           initial=partial.batches if partial is not None else 0) as bar:
             for x, y in loader:
                 t = time.perf_counter()
-                loss, logits = self._step(x, y)
+                loss, logits = self._step(x, y, loader.batches_done - 1)
                 loss_sum += loss.detach().double() * y.shape[0]
                 correct += self.task.correct(logits.detach(), y)
                 count += y.shape[0]
@@ -296,8 +276,10 @@ class Trainer:
                     bar.update(1)
                     acc = {"acc": f"{(correct / count).item():.3f}"} if self.task.train_accuracy else {}
                     bar.set_postfix(loss=f"{loss.item():.3f}", **acc, img_s=f"{count / seconds:.0f}", refresh=False)
-                stop = interrupts.requested or self._batch_callback(epoch, loader.batches_done, len(loader), loss)
-                if broadcast_flag(stop, self.ctx) and loader.batches_done < len(loader):
+                asked = interrupts.requested or self._batch_callback(epoch, loader.batches_done, len(loader),
+                                                                     loss) or asked
+                if (self.accumulation.ends_step(loader.batches_done - 1) and broadcast_flag(asked, self.ctx)
+                        and loader.batches_done < len(loader)):
                     sums = self._sum_over_ranks(loss_sum, correct, count)
                     return PartialEpoch(epoch, loader.batches_done, sums[0].item(), sums[1].item(),
                                         int(sums[2].item()), seconds)
@@ -319,7 +301,8 @@ class Trainer:
         count_t = torch.tensor(float(count), dtype=torch.float64, device=self.ctx.device)
         return all_reduce_sum(torch.stack([loss_sum, correct, count_t]), self.ctx)
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step(self, x: torch.Tensor, y: torch.Tensor, batch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Train on micro-batch ``batch`` (0-based) of the epoch; the optimizer steps on its step's last one."""
 
         def stop_if_diverged(loss: torch.Tensor) -> None:
             if not torch.isfinite(loss):
@@ -328,9 +311,13 @@ class Trainer:
 
         if self.mixer is not None:  # after the loader's augmentation: mixed pictures, soft targets
             x, y = self.mixer(x, y)
+        ends = self.accumulation.ends_step(batch)
         loss, logits = train_step(self.net, self.optimizer, x, y, self.perf, self.scaler, loss_fn=self.task.loss,
-                                  before_backward=stop_if_diverged)
-        if self.step_schedule:
+                                  before_backward=stop_if_diverged, accumulate=self.accumulation.group_size(batch),
+                                  step=ends)
+        if ends and self.ema is not None:
+            self.ema.update(self.model)
+        if ends and self.step_schedule:
             self.scheduler.step()
         self._steps_run += 1
         return loss, logits
@@ -338,7 +325,8 @@ class Trainer:
     # -- output ------------------------------------------------------------------------------------
     def _save_epoch(self, epoch: int, rows: list[dict[str, Any]], best: float, is_best: bool,
                     metrics: MetricsLog, tb: TensorBoardLog | None) -> None:
-        ckpt.save_checkpoint(self.run_dir, self._state(epoch, rows, best), is_best)  # first: resume trusts it
+        ckpt.save_checkpoint(self.run_dir, self._state(epoch, rows, best), is_best,  # first: resume trusts it
+                             keep=self.config.run.keep_checkpoints)
         metrics.append(rows[-1])
         plot_curves(rows, self.run_dir / CURVES_FILE)
         if tb is not None:
@@ -354,6 +342,7 @@ class Trainer:
             "rng": ckpt.rng_state(generators(self.mixer)),
             "config": self.config.to_dict(), "best": best, "metrics": rows,
             "partial": asdict(partial) if partial is not None else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None, "best_weights": self.best_weights,
         }
 
     def _finish(self, rows: list[dict[str, Any]], best: float) -> dict[str, Any]:
@@ -362,6 +351,9 @@ class Trainer:
         summary = {
             **{k: last.get(k) for k in ("epoch", "loss", "train_acc", self.task.headline, "test_loss", "elapsed_s")},
             **({"test_map": last.get("test_map")} if self.task.multilabel else {}),
+            **{k: v for k, v in last.items() if k == "test_top5_acc" or k.startswith(ema_weights.PREFIX)},
+            "weights": last.get("weights", ema_weights.RAW),  # which weights model.safetensors holds
+            "best_weights": self.best_weights,  # which weights scored the best epoch (best.pt)
             "epochs": len(rows),
             "examples_per_sec": examples / train_seconds if train_seconds else None,
             f"best_{self.task.headline}": best if rows else None,
@@ -379,7 +371,8 @@ class Trainer:
             **self.data.summary(self._steps_run, self.ctx),
         }
         if self.ctx.is_main and rows:
-            save_model(self.run_dir, self.model, model_card(self.config, self.data))
+            final = self.ema.module if summary["weights"] == ema_weights.EMA else self.model
+            save_model(self.run_dir, final, model_card(self.config, self.data))
             write_json(self.run_dir / SUMMARY_FILE, summary)
             self.log(self.task.describe(summary))
             self.log(f"{summary['examples_per_sec']:.1f} examples/sec on {summary['device']}")
@@ -393,5 +386,11 @@ class Trainer:
             what += f" and {partial.batches} batches of epoch {partial.epoch}"
         return (f"{what}: {cfg.model.name} on {cfg.data.dataset} ({self.data.num_train} train / "
                 f"{self.data.num_test} test images at {self.data.image_size}px), {cfg.run.epochs} epochs, "
-                f"batch {cfg.run.batch_size}, lr {cfg.optim.lr}, {self.ctx.device}, precision {p.precision}, "
+                f"batch {cfg.run.batch_size}{self._recipe()}, lr {cfg.optim.lr}, {self.ctx.device}, "
+                f"precision {p.precision}, "
                 f"channels_last {p.channels_last}, compile {p.compile}, world size {self.ctx.world_size}")
+
+    def _recipe(self) -> str:
+        o, accum = self.config.optim, self.config.run.accum_steps
+        return ((f" x {accum} micro-batches per step" if accum > 1 else "") + f", {o.optimizer}"
+                + (f", EMA {o.ema}" if o.ema else ""))

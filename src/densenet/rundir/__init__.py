@@ -9,7 +9,8 @@ durable atomic write and the mode ``open()`` would give (``0666 & ~umask``).
 - :mod:`~densenet.rundir.resume`: new or resumed run, its configuration and its folder name.
 
 A run directory holds ``config.json``, ``metrics.jsonl``, ``summary.json``, ``curves.png``,
-``model.safetensors``, ``model.json``, ``checkpoints/{last,best}.pt`` and, after
+``model.safetensors``, ``model.json``, ``checkpoints/{last,best}.pt`` (with ``--keep-checkpoints K``
+also ``checkpoints/epoch-NNNN.pt`` of the last K epochs) and, after
 ``densenet evaluate``, ``evaluation.json`` and ``confusion_matrix.png`` (see ``docs/interface.md``).
 """
 
@@ -20,6 +21,8 @@ from densenet.rundir.files import (
     CONFIG_FILE,
     CONFUSION_PNG,
     CURVES_FILE,
+    EPOCH_CHECKPOINT,
+    EPOCH_CHECKPOINT_GLOB,
     EVALUATION_FILE,
     LAST,
     META_FILE,
@@ -48,8 +51,8 @@ from densenet.rundir.resume import (
 from densenet.rundir.weights import load, save_model
 
 __all__ = ["BEST", "CHECKPOINT_DIR", "CONFIG_FILE", "CONFUSION_PNG", "CURVES_FILE", "DEFAULT_PRESET",
-           "EVALUATION_FILE", "FORMAT_VERSION", "LAST", "META_FILE", "METRICS_FILE", "RESUME_OVERRIDES", "ROC_PNG",
-           "SUMMARY_FILE", "TEMP_GLOB", "WEIGHTS_FILE", "ModelCard", "Preprocessing", "RunPlan", "atomic_file",
-           "atomic_path", "atomic_write_bytes", "current_umask", "default_run_dir", "fsync_path", "has_checkpoint",
-           "load", "model_files", "plan_run", "read_card", "read_config", "resume_config", "save_model",
-           "write_card", "write_json"]
+           "EPOCH_CHECKPOINT", "EPOCH_CHECKPOINT_GLOB", "EVALUATION_FILE", "FORMAT_VERSION", "LAST", "META_FILE",
+           "METRICS_FILE", "RESUME_OVERRIDES", "ROC_PNG", "SUMMARY_FILE", "TEMP_GLOB", "WEIGHTS_FILE", "ModelCard",
+           "Preprocessing", "RunPlan", "atomic_file", "atomic_path", "atomic_write_bytes", "current_umask",
+           "default_run_dir", "fsync_path", "has_checkpoint", "load", "model_files", "plan_run", "read_card",
+           "read_config", "resume_config", "save_model", "write_card", "write_json"]
