@@ -29,8 +29,19 @@ RELIABILITY = "tests/engine/test_reliability.py"
 
 WEIGHTS = "tests/cli/test_bad_weights.py"
 MULTI = "tests/cli/test_bad_multilabel.py"
+AUGMENT = "tests/cli/test_bad_augmentation.py"
+RECIPE = "tests/cli/test_recipe.py"
 
 CLI_TESTS = {
+    "`--mixup` or `--cutmix` below 0, `--mix-prob`/`--mix-switch-prob` outside [0, 1]":
+        f"{AUGMENT}::test_bad_mixing_and_augmentation_options",
+    "an unknown `--augment`, `--ra-magnitude` outside 0 to 10, `--ra-ops 0`":
+        f"{AUGMENT}::test_bad_mixing_and_augmentation_options",
+    "`--mixup`/`--cutmix` on a multi-label run":
+        f"{AUGMENT}::test_mixing_a_multi_label_csv_says_why_before_writing_anything",
+    "`--accum-steps 0`, or `--ema` outside (0, 1)": f"{RECIPE}::test_bad_recipe_values",
+    "`densenet average` with fewer checkpoints kept than `--last K`":
+        f"{RECIPE}::test_average_with_fewer_checkpoints_kept_than_asked",
     "`explain --class` names a class the run does not know":
         f"{MULTI}::test_explain_with_a_class_the_run_does_not_know",
     "`explain --layer` names a layer a ResNet baseline does not have":
@@ -132,7 +143,7 @@ def calls_in(nodeid: str) -> set[str]:
 
 def test_every_readme_row_has_a_cli_test_or_a_reason():
     rows = readme_rows()
-    assert len(rows) == 48
+    assert len(rows) == 53
     assert set(rows) == set(CLI_TESTS) | set(API_ONLY) and not set(CLI_TESTS) & set(API_ONLY)
     for situation, nodeid in CLI_TESTS.items():
         assert nodeid in rows[situation], f"README's row {situation!r} does not name {nodeid}"
