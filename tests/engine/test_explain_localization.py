@@ -73,8 +73,12 @@ def test_a_wide_picture_gets_its_peak_on_the_object_in_the_original_pixels(train
         files.append(tmp_path / f"{shape}.png")
         img.save(files[-1])
         boxes.append(box)
-    results = explain(run, files, classes=None, out_dir=tmp_path / "out")
-    for r, box, shape in zip(results, boxes, ("circle", "square", "triangle")):
+    # The true class's map (as in the test above): what is checked is where its peak lands in the original pixels,
+    # not whether the small network classifies these wider-than-trained pictures (it misread one on an AMX Xeon,
+    # where its fp32 training ran other kernels than on the AMD EPYC it was written on).
+    shapes = ("circle", "square", "triangle")
+    results = [r for f, shape in zip(files, shapes) for r in explain(run, [f], classes=[shape], out_dir=tmp_path)]
+    for r, box, shape in zip(results, boxes, shapes):
         [e] = r["explanations"]
         assert e["class"] == shape
         assert e["peak"][0] < 48 and inside(e["peak"], box)

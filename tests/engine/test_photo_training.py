@@ -248,7 +248,11 @@ def test_predict_on_jpegs_of_other_aspect_ratios_gives_the_eval_paths_probabilit
         by_index = sorted(result["predictions"], key=lambda p: p["index"])
         assert [p["class"] for p in by_index] == model.card.classes
         log_probs = torch.tensor([p["probability"] for p in by_index], dtype=torch.float64).log().float()
-        assert torch.allclose(log_probs, reference[i], atol=1e-5), (result, reference[i])
+        # A probability below float32's smallest (log < -87) is reported as 0: compare the others in log space.
+        # (A bf16-trained run on an AMX Xeon gave one picture log-probabilities of -37.8, 0 and -232.1.)
+        tiny = reference[i] < -87
+        assert torch.allclose(log_probs[~tiny], reference[i][~tiny], atol=1e-5), (result, reference[i])
+        assert all(by_index[c]["probability"] < 1e-37 for c in torch.nonzero(tiny).flatten().tolist())
     # The tolerance tells the transforms apart: the same pictures stretched give other outputs.
     stretched = PhotoLoader(PhotoDataset(files, EvalTransform(32, keep_aspect=False), channels=3), 8,
                             mean=model.card.preprocessing.mean, std=model.card.preprocessing.std)
