@@ -18,6 +18,8 @@
 #   GPU_BENCH_BUDGET_S  seconds for all parts together (default 470); a part gets at most what is left
 #   GPU_BENCH_WORK      where the parts' outputs and run folders go (default: a new temporary folder)
 # On the device machine:  bash scripts/gpu-bench.sh python3   ($OUT gets gpu-bench.json and gpu-bench.log)
+# Checking the script here (a manual check, not a test: 87 s of wall time, 29 s of CPU, on 2 busy cores):
+#   GPU_BENCH_TINY=1 DEST=/tmp/gb bash scripts/gpu-bench.sh .venv/bin/python   (then: all_ok true in the JSON)
 # Data: Fashion-MNIST from $DENSENET_DATA, else ./shared/data or ../shared/data (the first that has
 # fashion-mnist/); nothing is downloaded (--no-download). The device machine gets the checkout alone (not the
 # ../shared beside it): copy ../shared/data/fashion-mnist to ./shared/data/fashion-mnist first (30 MB; a
