@@ -18,7 +18,7 @@
 #   GPU_BENCH_BUDGET_S  seconds for all parts together (default 470); a part gets at most what is left
 #   GPU_BENCH_WORK      where the parts' outputs and run folders go (default: a new temporary folder)
 # On the device machine:  bash scripts/gpu-bench.sh python3   ($OUT gets gpu-bench.json and gpu-bench.log)
-# Checking the script here (a manual check, not a test: 87 s of wall time, 29 s of CPU, on 2 busy cores):
+# Checked on the CPU by tests/bench/test_gpu_bench_script.py (about 30 s; 90 s on 2 overloaded cores), which runs
 #   GPU_BENCH_TINY=1 DEST=/tmp/gb bash scripts/gpu-bench.sh .venv/bin/python   (then: all_ok true in the JSON)
 # Data: Fashion-MNIST from $DENSENET_DATA, else ./shared/data or ../shared/data (the first that has
 # fashion-mnist/); nothing is downloaded (--no-download). The device machine gets the checkout alone (not the
