@@ -8,6 +8,7 @@ import pytest
 import torch
 from tests.helpers import run_cli
 
+from densenet.bench.baselines import TextbookDenseBlock
 from densenet.bench.harness import BenchConfig, build_variants, peak_step_memory, run_bench
 from densenet.engine.compiled import compiled_calls
 from densenet.engine.performance import PerfOptions
@@ -18,11 +19,11 @@ KEYS = {"images_per_s", "peak_memory_mb", "baseline_images_per_s", "speedup", "m
         "precision", "compiled", "device", "baseline_peak_memory_mb", "memory_ratio"}
 
 
-def test_cli_train_against_the_naive_baseline_prints_one_json_document() -> None:
+def test_cli_train_against_the_naive_and_peer_baselines_prints_one_json_document() -> None:
     # --no-compile keeps this fast; the figures' shape is what counts, not their size.
     result = run_cli("bench", "train", "--model", "d2l_densenet", "--batch-size", "4", "--input-size", "1,96,96",
-                     "--steps", "2", "--warmup", "1", "--baseline", "naive", "--no-compile", "--threads", "1",
-                     "--json")
+                     "--steps", "2", "--warmup", "1", "--baseline", "naive", "--baseline", "peer", "--no-compile",
+                     "--threads", "1", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     doc = json.loads(result.stdout)
     assert KEYS <= set(doc)
@@ -31,6 +32,14 @@ def test_cli_train_against_the_naive_baseline_prints_one_json_document() -> None
     assert doc["steps"] == 2 and doc["baseline"] == "naive" and doc["compiled"] is False
     assert doc["peak_memory_mb"] > 0 and doc["baseline_peak_memory_mb"] > 0
     assert "step 2/2" in result.stderr  # progress goes to stderr
+    assert list(doc["baselines"]) == ["naive", "peer"]  # each baseline's own figures; the first one's at the top too
+    naive, peer = doc["baselines"]["naive"], doc["baselines"]["peer"]
+    assert naive["images_per_s"] == doc["baseline_images_per_s"] and naive["speedup"] == doc["speedup"]
+    assert naive["memory_ratio"] == doc["memory_ratio"] and naive["cpu_time_speedup"] == doc["cpu_time_speedup"]
+    assert peer["speedup"] == pytest.approx(doc["images_per_s"] / peer["images_per_s"], rel=0.01)
+    assert peer["cpu_time_speedup"] == pytest.approx(peer["median_cpu_s"] / doc["median_cpu_s"], rel=0.01)
+    assert peer["precision"] == doc["precision"] and peer["channels_last"] and not peer["compiled"]
+    assert naive["precision"] == "fp32" and not naive["channels_last"] and peer["peak_memory_mb"] > 0
     machine = doc["machine"]  # the record says where the figures come from
     assert machine["command"].startswith("densenet bench train --model d2l_densenet") and machine["threads"] == 1
     assert {"cpu", "avx512_bf16", "amx_bf16", "amx_int8", "torch", "load_average", "load_average_after",
@@ -72,6 +81,22 @@ def test_variants_share_weights_and_data_and_the_naive_one_is_fp32_nchw() -> Non
     assert fast.x.is_contiguous(memory_format=torch.channels_last) and naive.x.is_contiguous()
     torch.testing.assert_close(fast.x, naive.x)
     for (name, p), q in zip(fast.model.state_dict().items(), naive.model.state_dict().values()):
+        torch.testing.assert_close(p, q, msg=name)
+
+
+def test_the_peer_is_the_textbook_model_with_the_fast_paths_switches() -> None:
+    cfg = _config(model="d2l_densenet", input_size=(1, 32, 32), baseline=("peer", "naive", "peer"),
+                  perf=PerfOptions(precision="bf16", compile=True))
+    assert cfg.baseline == ("peer", "naive")  # each once, in the order given
+    fast, peer, naive = build_variants(cfg)
+    assert (peer.perf.precision, peer.perf.channels_last, peer.perf.compile) == ("bf16", True, True)
+    assert isinstance(peer.model, torch._dynamo.eval_frame.OptimizedModule)  # plain torch.compile
+    textbook = peer.model._orig_mod
+    assert isinstance(textbook.features.denseblock1, TextbookDenseBlock)
+    assert textbook.features.conv0.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not any("forward" in m.__dict__ for m in textbook.modules())  # no engine substitution (max-pool op)
+    assert any("forward" in m.__dict__ for m in fast.model.modules())  # which the fast path has
+    for (name, p), q in zip(naive.model.state_dict().items(), textbook.state_dict().values()):
         torch.testing.assert_close(p, q, msg=name)
 
 

@@ -10,6 +10,9 @@ d2l's DenseNet (Dive into Deep Learning, ch. 8.7) writes a dense block as a list
 :func:`naive_model` copies a DenseNet and replaces each dense block with :class:`TextbookDenseBlock`,
 built from the same BatchNorm and convolution modules, run in fp32, eagerly and NCHW. It computes
 the same function as the model (bottleneck and dropout included) and keeps its ``state_dict`` keys.
+
+:func:`peer_model` is what a practitioner gets from that code with PyTorch's standard switches:
+channels-last, bf16 autocast (the training step's, from the same decisions) and ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from densenet.engine.performance import ResolvedPerf
 from densenet.models.layers import DenseBlock, DenseLayer
 
 
@@ -65,3 +69,27 @@ def naive_model(model: nn.Module) -> nn.Module:
             if isinstance(child, DenseBlock):
                 setattr(parent, name, TextbookDenseBlock(child))
     return naive
+
+
+def peer_model(model: nn.Module, perf: ResolvedPerf) -> nn.Module:
+    """:func:`naive_model` with the three lines a practitioner types, as ``perf`` decides them.
+
+    ``model.to(memory_format=torch.channels_last)``, ``torch.compile(model)`` and (in the step, from
+    ``perf``) ``torch.autocast(device, dtype=torch.bfloat16)``; none of the engine's own substitutions
+    (such as its max-pool op).
+
+    Args:
+        model: A DenseNet; it is left as it is.
+        perf: The fast path's precision, memory format and compilation (from
+            :func:`~densenet.engine.performance.resolve`).
+
+    Returns:
+        The textbook copy, in ``perf``'s memory format, compiled when ``perf.compile`` (``torch.compile``'s
+        module wrapper, whose ``state_dict`` keys have an ``_orig_mod.`` prefix).
+    """
+    peer = naive_model(model).to(perf.device)
+    if perf.channels_last:
+        peer = peer.to(memory_format=torch.channels_last)
+    if perf.compile:
+        peer = torch.compile(peer, mode=perf.compile_mode)
+    return peer

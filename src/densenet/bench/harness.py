@@ -11,7 +11,12 @@ Baselines:
 - ``"naive"``: the textbook implementation of the same architecture with the same weights
   (:func:`densenet.bench.baselines.naive_model`): every dense block re-concatenates
   ``X = torch.cat((X, Y), dim=1)`` after each layer, fp32, eager, contiguous (NCHW).
+- ``"peer"``: the same textbook model with the three lines a practitioner adds
+  (:func:`densenet.bench.baselines.peer_model`): channels-last, bf16 autocast where the hardware has it, and
+  ``torch.compile``, as :func:`~densenet.engine.performance.resolve` decides them for the fast path.
 - ``"plain"``: the fast settings without gradient checkpointing; compares the memory-efficient mode.
+
+Several baselines can run at once; all variants take turns in the same rounds.
 
 Inference backends (eager, fast, ONNX Runtime, TorchScript) are :mod:`densenet.bench.backends`.
 """
@@ -27,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from densenet.bench.baselines import naive_model
+from densenet.bench.baselines import naive_model, peer_model
 from densenet.bench.timing import Log, Timing, time_interleaved
 from densenet.engine.performance import (
     PerfOptions,
@@ -41,7 +46,7 @@ from densenet.engine.step import infer_step, train_step
 from densenet.errors import ConfigError
 
 MODES = ("train", "infer")
-BASELINES = ("naive", "plain")
+BASELINES = ("naive", "peer", "plain")
 
 
 @dataclass
@@ -54,7 +59,7 @@ class BenchConfig:
     input_size: tuple[int, int, int]  # (C, H, W) of one image
     steps: int = 10  # timed steps per variant
     warmup: int = 2  # untimed steps per variant first (compilation happens here)
-    baseline: str | None = None  # "naive", "plain" or None
+    baseline: str | tuple[str, ...] | None = None  # one or more of BASELINES; stored as a tuple (empty: none)
     memory_efficient: bool = False  # the fast model with set_grad_checkpointing(True)
     perf: PerfOptions = field(default_factory=PerfOptions)  # precision, channels_last, compile of the fast model
     device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
@@ -64,10 +69,12 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         self.input_size = tuple(self.input_size)  # type: ignore[assignment]
+        names = () if self.baseline is None else (self.baseline,) if isinstance(self.baseline, str) else self.baseline
+        self.baseline = tuple(dict.fromkeys(names))  # each once, in the order given
+        unknown = [b for b in self.baseline if b not in BASELINES]
         checks = [
             (self.mode in MODES, f"mode must be one of {', '.join(MODES)}, got {self.mode!r}"),
-            (self.baseline is None or self.baseline in BASELINES,
-             f"baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}"),
+            (not unknown, f"baseline must be one of {', '.join(BASELINES)}, got {', '.join(map(repr, unknown))}"),
             (self.batch_size >= 1, f"batch size must be a positive integer, got {self.batch_size}"),
             (self.steps >= 1, f"steps must be a positive integer, got {self.steps}"),
             (self.warmup >= 0, f"warmup must be >= 0, got {self.warmup}"),
@@ -147,7 +154,7 @@ def peak_step_memory(variant: Variant, device: torch.device) -> tuple[int, str]:
 
 # -- the benchmark ---------------------------------------------------------------------------------------
 def build_variants(cfg: BenchConfig) -> list[Variant]:
-    """The fast variant first, then the baseline (if any), sharing weights and data."""
+    """The fast variant first, then the baselines in the order asked, sharing weights and data."""
     from densenet.models import create_model, model_info
 
     device = torch.device(cfg.device)
@@ -161,18 +168,28 @@ def build_variants(cfg: BenchConfig) -> list[Variant]:
     reference = copy.deepcopy(fast_model)
     perf = resolve(cfg.perf, device)
     variants = [Variant("fast", prepare_model(fast_model, perf), perf)]
-    if cfg.baseline == "naive":
-        fp32 = ResolvedPerf(device, "fp32", channels_last=False, compile=False, reasons=("naive: fp32 eager NCHW",))
-        variants.append(Variant("naive", naive_model(reference), fp32))
-    elif cfg.baseline == "plain":
-        reference.set_grad_checkpointing(False)
-        variants.append(Variant("plain", prepare_model(reference, perf), perf))
+    variants += [_baseline(name, copy.deepcopy(reference), perf) for name in cfg.baseline]
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(cfg.batch_size, *cfg.input_size, generator=gen).to(device)
     y = torch.randint(0, kwargs["num_classes"], (cfg.batch_size,), generator=gen).to(device)
     for v in variants:
         _make_step(v, cfg.mode, x, y)
     return variants
+
+
+def _baseline(name: str, reference: nn.Module, perf: ResolvedPerf) -> Variant:
+    """Baseline ``name`` built from ``reference`` (a copy of the fast model before it was prepared)."""
+    if name == "naive":
+        fp32 = ResolvedPerf(perf.device, "fp32", channels_last=False, compile=False,
+                            reasons=("naive: fp32 eager NCHW",))
+        return Variant("naive", naive_model(reference), fp32)
+    if name == "peer":
+        peer = ResolvedPerf(perf.device, perf.precision, perf.channels_last, perf.compile, perf.compile_mode,
+                            reasons=("peer: the textbook model with the fast path's precision, memory format and "
+                                     "torch.compile",))
+        return Variant("peer", peer_model(reference, peer), peer)
+    reference.set_grad_checkpointing(False)
+    return Variant("plain", prepare_model(reference, perf), perf)
 
 
 def run_bench(cfg: BenchConfig, log: Log | None = None) -> dict[str, Any]:
@@ -183,9 +200,12 @@ def run_bench(cfg: BenchConfig, log: Log | None = None) -> dict[str, Any]:
         log: Where progress lines go (default: nowhere).
 
     Returns:
-        ``images_per_s``, ``median_step_s``, ``peak_memory_mb`` of the fast variant, and with a baseline
-        ``baseline_images_per_s``, ``baseline_median_step_s``, ``baseline_peak_memory_mb``, ``speedup``
-        (fast over baseline images/s) and ``memory_ratio`` (fast over baseline peak); plus the settings.
+        ``images_per_s``, ``median_step_s``, ``median_cpu_s``, ``peak_memory_mb`` of the fast variant and the
+        settings; with baselines, ``baselines``: name -> its ``images_per_s``, ``median_step_s``,
+        ``median_cpu_s``, ``warmup_s``, ``peak_memory_mb``, ``speedup`` (fast over baseline images/s),
+        ``cpu_time_speedup`` (baseline over fast CPU time per step), ``memory_ratio`` (fast over baseline
+        peak), ``precision``, ``channels_last``, ``compiled``; the first baseline's figures also at the top
+        level, prefixed ``baseline_`` (``baseline`` names it), as single-baseline documents had them.
     """
     device = torch.device(cfg.device)
     variants = build_variants(cfg)
@@ -195,30 +215,45 @@ def run_bench(cfg: BenchConfig, log: Log | None = None) -> dict[str, Any]:
             f"{torch.get_num_threads()} threads: " + "; ".join(fast.perf.reasons))
     timings = time_interleaved({v.name: v.step for v in variants}, cfg.steps, cfg.warmup, device, log,
                                per_call=cfg.batch_size)
-    result = _figures(cfg, timings[fast.name], "")
+    result = _figures(cfg, timings[fast.name])
     result.update(model=cfg.model, mode=cfg.mode, batch_size=cfg.batch_size, input_size=list(cfg.input_size),
                   device=str(device), threads=torch.get_num_threads(), precision=fast.perf.precision,
                   channels_last=fast.perf.channels_last, compiled=is_compiled(fast.model),
                   memory_efficient=cfg.memory_efficient, warmup_s=round(timings[fast.name].warmup_s, 3),
                   decisions=list(fast.perf.reasons))
+    peaks = {}
     if cfg.measure_memory:
         for v in variants:
-            peak, method = peak_step_memory(v, device)
-            result["peak_memory_mb" if v is fast else "baseline_peak_memory_mb"] = round(peak / 2**20, 1)
-        result["memory_method"] = method
+            peak, result["memory_method"] = peak_step_memory(v, device)
+            peaks[v.name] = round(peak / 2**20, 1)
+        result["peak_memory_mb"] = peaks[fast.name]
+    result["baselines"] = {v.name: _versus(cfg, result, timings[v.name], peaks.get(v.name), v)
+                           for v in variants[1:]}
     if len(variants) > 1:
-        base = variants[1]
-        result["baseline"] = base.name
-        result.update(_figures(cfg, timings[base.name], "baseline_"))
-        result["baseline_warmup_s"] = round(timings[base.name].warmup_s, 3)
-        result["speedup"] = round(result["images_per_s"] / result["baseline_images_per_s"], 3)
-        result["cpu_time_speedup"] = round(result["baseline_median_cpu_s"] / result["median_cpu_s"], 3)
-        if cfg.measure_memory:
-            result["memory_ratio"] = round(result["peak_memory_mb"] / result["baseline_peak_memory_mb"], 3)
+        first = variants[1].name
+        result["baseline"] = first
+        result.update({("" if key in ("speedup", "cpu_time_speedup", "memory_ratio") else "baseline_") + key: value
+                       for key, value in result["baselines"][first].items()
+                       if key not in ("precision", "channels_last", "compiled")})
     return result
 
 
-def _figures(cfg: BenchConfig, timing: Timing, prefix: str) -> dict[str, Any]:
+def _versus(cfg: BenchConfig, fast: dict[str, Any], timing: Timing, peak_mb: float | None,
+            variant: Variant) -> dict[str, Any]:
+    """One baseline's figures and its ratios to the fast variant's (``fast``: the figures so far)."""
+    figures = _figures(cfg, timing)
+    del figures["steps"]
+    figures.update(warmup_s=round(timing.warmup_s, 3),
+                   speedup=round(fast["images_per_s"] / figures["images_per_s"], 3),
+                   cpu_time_speedup=round(figures["median_cpu_s"] / fast["median_cpu_s"], 3),
+                   precision=variant.perf.precision, channels_last=variant.perf.channels_last,
+                   compiled=variant.perf.compile)
+    if peak_mb is not None:
+        figures.update(peak_memory_mb=peak_mb, memory_ratio=round(fast["peak_memory_mb"] / peak_mb, 3))
+    return figures
+
+
+def _figures(cfg: BenchConfig, timing: Timing) -> dict[str, Any]:
     step = timing.median_s
-    return {f"{prefix}images_per_s": round(cfg.batch_size / step, 2), f"{prefix}median_step_s": round(step, 4),
-            f"{prefix}median_cpu_s": round(timing.median_cpu_s, 4), "steps": cfg.steps}
+    return {"images_per_s": round(cfg.batch_size / step, 2), "median_step_s": round(step, 4),
+            "median_cpu_s": round(timing.median_cpu_s, 4), "steps": cfg.steps}

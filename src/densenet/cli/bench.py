@@ -34,8 +34,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int, default=10, metavar="N", help="timed steps per variant (default 10)")
     p.add_argument("--warmup", type=int, default=2, metavar="N",
                    help="untimed steps per variant first; compilation happens here (default 2)")
-    p.add_argument("--baseline", choices=BASELINES,
-                   help="naive: the textbook implementation (per-layer torch.cat, fp32, eager, NCHW); "
+    p.add_argument("--baseline", nargs="+", action="extend", choices=BASELINES, metavar="B",
+                   help="time these baselines in the same rounds, one or more of " + ", ".join(BASELINES) +
+                   " (e.g. --baseline naive peer, or the flag repeated). naive: the textbook implementation "
+                   "(per-layer torch.cat, fp32, eager, NCHW); peer: the textbook implementation with channels-last, "
+                   "bf16 autocast where the hardware has it and torch.compile (as the fast path decides them); "
                    "plain: the same fast settings without --memory-efficient")
     p.add_argument("--memory-efficient", action="store_true",
                    help="train with model.set_grad_checkpointing(True): keep only each dense layer's (or residual "
@@ -93,7 +96,7 @@ def _check(args: argparse.Namespace) -> None:
 
     if args.warmup < 0:
         raise UsageError(f"--warmup must be >= 0, got {args.warmup}")
-    if args.baseline == "plain" and not args.memory_efficient:
+    if "plain" in (args.baseline or ()) and not args.memory_efficient:
         raise UsageError("--baseline plain compares against the model without --memory-efficient; add "
                          "--memory-efficient, or use --baseline naive")
     if args.backend and args.mode != "infer":
@@ -110,10 +113,9 @@ def _text(doc: dict) -> str:
              f"{doc['threads']} threads)",
              f"  fast:     {doc['images_per_s']:.1f} images/s (median step {doc['median_step_s']:.4f} s)"
              + (f", peak {doc['peak_memory_mb']:.0f} MB" if "peak_memory_mb" in doc else "")]
-    if "baseline" in doc:
-        lines.append(f"  {doc['baseline']:<9} {doc['baseline_images_per_s']:.1f} images/s "
-                     f"(median step {doc['baseline_median_step_s']:.4f} s)"
-                     + (f", peak {doc['baseline_peak_memory_mb']:.0f} MB" if "baseline_peak_memory_mb" in doc else ""))
-        lines.append(f"  speedup:  {doc['speedup']:.2f}x" +
-                     (f", memory ratio {doc['memory_ratio']:.2f}" if "memory_ratio" in doc else ""))
+    for name, b in doc.get("baselines", {}).items():
+        lines.append(f"  {name + ':':<9} {b['images_per_s']:.1f} images/s (median step {b['median_step_s']:.4f} s)"
+                     + (f", peak {b['peak_memory_mb']:.0f} MB" if "peak_memory_mb" in b else "")
+                     + f"; fast is {b['speedup']:.2f}x (CPU time {b['cpu_time_speedup']:.2f}x)"
+                     + (f", memory ratio {b['memory_ratio']:.2f}" if "memory_ratio" in b else ""))
     return "\n".join(lines)
