@@ -25,7 +25,7 @@ from densenet.engine.logging import plot_confusion, plot_roc_curves
 from densenet.engine.metrics import multilabel_metrics, roc_curves, single_label_metrics
 from densenet.engine.tta import check_tta, to_probabilities, tta_logits
 from densenet.errors import DataError
-from densenet.rundir import CONFUSION_PNG, EVALUATION_FILE, ROC_PNG, ModelCard, load, read_config, write_json
+from densenet.rundir import CONFUSION_PNG, EVALUATION_FILE, ROC_PNG, ModelCard, load, read_card, read_config, write_json
 
 
 @dataclasses.dataclass
@@ -186,7 +186,7 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, test_subset: 
     run_dir = Path(run_dir)
     model = load(run_dir)
     card = model.card
-    loader = _test_loader(run_dir, card, data_dir, test_subset, batch_size)
+    loader = run_loader(run_dir, "test", data_dir, test_subset, batch_size, card)
     outputs = gather_outputs(model, loader, len(card.classes), multilabel=card.multilabel, tta=tta)
     out = summarize(outputs, card.classes, card.multilabel)
     if not card.multilabel:
@@ -196,15 +196,28 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, test_subset: 
     return out
 
 
-def _test_loader(run_dir: Path, card: ModelCard, data_dir: str | None, test_subset: int | None,
-                 batch_size: int) -> Iterable[tuple[Tensor, Tensor]]:
-    """The run's test split, prepared by the transform the run recorded (the truth, also for older runs)."""
+def run_loader(run_dir: str | Path, split: str = "test", data_dir: str | None = None, subset: int | None = None,
+               batch_size: int = 256, card: ModelCard | None = None) -> Iterable[tuple[Tensor, Tensor]]:
+    """A split of a run's dataset prepared by the transform the run recorded (the truth, also for older runs).
+
+    Args:
+        run_dir: The run directory (its ``config.json`` names the dataset).
+        split: ``"test"``, or ``"train"`` (evaluation transform, no augmentation: what int8 exports calibrate on).
+        data_dir: Folder holding the dataset's files (default: the run's own, then the usual lookup).
+        subset: A seeded (the run's seed), class-balanced draw of N pictures of the split.
+        batch_size: Pictures per batch.
+        card: The run's model card, when already read.
+
+    Returns:
+        ``(x, y)`` CPU batches in order: float ``(B, C, H, W)`` inputs and their targets.
+    """
     config = read_config(run_dir)
-    pre = card.preprocessing
-    data = dataclasses.replace(config.data, data_dir=data_dir or config.data.data_dir, test_subset=test_subset,
+    pre = (card or read_card(run_dir)).preprocessing
+    subsets = {"train_subset": subset} if split == "train" else {"test_subset": subset}
+    data = dataclasses.replace(config.data, data_dir=data_dir or config.data.data_dir, **subsets,
                                resize=pre.image_size, keep_aspect=pre.resize == "center-crop",
                                crop_pct=pre.crop_pct, interpolation=pre.interpolation)
-    return evaluation_loader(dataclasses.replace(config, data=data), pre.mean, pre.std, batch_size)
+    return evaluation_loader(dataclasses.replace(config, data=data), pre.mean, pre.std, batch_size, split=split)
 
 
 def _write_files(run_dir: Path, out: dict[str, Any], card: ModelCard,
