@@ -68,7 +68,8 @@ def gather_outputs(
     if rows:
         packed = torch.cat(rows)
     else:
-        packed = torch.zeros(0, num_classes + 1 + target_width, device=next(model.parameters()).device)
+        device = next(model.parameters(), torch.zeros(0)).device  # an exported model's runtime holds no parameters
+        packed = torch.zeros(0, num_classes + 1 + target_width, device=device)
     if ctx is not None:
         packed = gather_rows(packed, ctx)
     probs, loss, targets = packed.split([num_classes, 1, target_width], dim=1)
@@ -154,7 +155,7 @@ def per_class_accuracy(confusion: list[list[int]], classes: list[str]) -> dict[s
 
 
 def evaluate_run(run_dir: str | Path, data_dir: str | None = None, test_subset: int | None = None,
-                 batch_size: int = 256, tta: str | None = None) -> dict[str, Any]:
+                 batch_size: int = 256, tta: str | None = None, backend: str = "torch") -> dict[str, Any]:
     """Evaluate a run's final model on the whole test set (or a class-balanced draw of ``test_subset`` images).
 
     The test images are prepared as in training (the same size and normalization); the task, single- or
@@ -171,27 +172,33 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, test_subset: 
         test_subset: Evaluate on a seeded (the run's seed), class-balanced draw of N test images.
         batch_size: Images per forward pass.
         tta: ``None``, or ``"flip"`` to average each picture's probabilities with its mirror image's.
+        backend: What runs the model: ``"torch"``, ``"onnxruntime"``, ``"openvino"`` or ``"auto"``
+            (:func:`densenet.export.runtime.build_runtime`; all fp32).
 
     Returns:
-        :func:`evaluate`'s keys plus ``"classes"``, ``"multilabel"`` and ``"tta"``, and for single-label runs
-        ``"per_class_accuracy"`` (class -> accuracy, ``None`` for a class absent from the test set). Every
-        value is JSON-safe: an undefined number is ``None``, never NaN.
+        :func:`evaluate`'s keys plus ``"classes"``, ``"multilabel"``, ``"tta"`` and ``"backend"``, and for
+        single-label runs ``"per_class_accuracy"`` (class -> accuracy, ``None`` for a class absent from the test
+        set). Every value is JSON-safe: an undefined number is ``None``, never NaN.
 
     Raises:
         ConfigError: an unknown ``tta``.
         RunDirError: if ``run_dir`` is not a complete run directory.
         DataError: if the test set cannot be found or read, or its labels do not fit the model's task.
     """
+    from densenet.export.runtime import build_runtime, resolve_backend
+
     check_tta(tta)
     run_dir = Path(run_dir)
+    backend = resolve_backend(backend)
     model = load(run_dir)
     card = model.card
+    model = build_runtime(model, backend)
     loader = run_loader(run_dir, "test", data_dir, test_subset, batch_size, card)
     outputs = gather_outputs(model, loader, len(card.classes), multilabel=card.multilabel, tta=tta)
     out = summarize(outputs, card.classes, card.multilabel)
     if not card.multilabel:
         out["per_class_accuracy"] = per_class_accuracy(out["confusion_matrix"], card.classes)
-    out.update(classes=card.classes, multilabel=card.multilabel, tta=tta)
+    out.update(classes=card.classes, multilabel=card.multilabel, tta=tta, backend=backend)
     _write_files(run_dir, out, card, roc_curves(outputs.probs, outputs.targets, card.classes, card.multilabel))
     return out
 
