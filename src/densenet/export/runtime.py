@@ -114,10 +114,11 @@ def artifact_runtime(path: str | Path, threads: int | None = None, precision: st
 
         precision = precision or read_sidecar(path)["precision"]
         return openvino_runtime(compile_ir(path, precision, threads), precision)
-    return _onnx_model(path, threads)
+    return onnx_runtime(path, threads)
 
 
-def _onnx_model(path: Path, threads: int | None) -> RuntimeModel:
+def onnx_runtime(path: str | Path, threads: int | None = None) -> RuntimeModel:
+    """An ONNX file on ONNX Runtime's CPU provider (all graph optimizations) as a :class:`RuntimeModel`."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -139,7 +140,7 @@ def openvino_runtime(compiled: Any, precision: str) -> RuntimeModel:
     import openvino as ov
 
     request = compiled.create_infer_request()
-    hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # f32 or bf16
     detail = (f"{precision} IR, inference precision {hint}, threads={compiled.get_property('INFERENCE_NUM_THREADS')}"
               f", openvino {ov.__version__.split('-')[0]}")
 
@@ -150,4 +151,4 @@ def openvino_runtime(compiled: Any, precision: str) -> RuntimeModel:
 
 
 __all__ = ["AUTO_ORDER", "BACKENDS", "BACKEND_CHOICES", "RuntimeModel", "artifact_runtime", "build_runtime",
-           "installed_backends", "openvino_runtime", "resolve_backend"]
+           "installed_backends", "onnx_runtime", "openvino_runtime", "resolve_backend"]
