@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 import torch
 
 from densenet.rundir import load
@@ -61,3 +62,28 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
                      "--opset", "13", env=ENV)
     assert result.returncode == 2 and result.stderr.startswith("error: --opset applies to --format onnx only")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_export_openvino_int8_on_the_command_line(fashion_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model.xml"
+    result = run_cli("export", str(fashion_run), "--format", "openvino", "--precision", "int8", "--calibration", "64",
+                     "--output", str(out), env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"wrote {out} (openvino int8, ") and "input (batch, 1, 32, 32)" in lines[0]
+    assert lines[1] == "int8 ranges calibrated on 64 training pictures"
+    assert lines[2].startswith("check passed: top-1 agreement ") and "on 1000 test pictures, accuracy" in lines[2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "model.openvino.json", "model.xml"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "onnx", "--precision", "int8"], "--precision applies to --format openvino; ONNX takes --quantize"),
+    (["--format", "openvino", "--quantize", "int8"], "--quantize applies to --format onnx; OpenVINO takes --precision"),
+    (["--format", "openvino", "--calibration", "10"], "--calibration applies to int8 exports"),
+    (["--format", "torchscript", "--quantize", "int8"], "--quantize applies to --format onnx"),
+])
+def test_precision_flags_of_another_format_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    run_dir = make_run_dir(tmp_path / "run")
+    result = run_cli("export", str(run_dir), *args, "--output", str(tmp_path / "m.xml"), env=ENV)
+    assert result.returncode == 2 and result.stderr.startswith(f"error: {message}"), result.stderr
+    assert not (tmp_path / "m.xml").exists()

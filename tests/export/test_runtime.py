@@ -1,0 +1,50 @@
+"""One runtime seam: a run's model on PyTorch, ONNX Runtime and OpenVINO gives the same logits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from densenet.errors import ConfigError
+from densenet.export.runtime import (
+    AUTO_ORDER,
+    BACKENDS,
+    RuntimeModel,
+    build_runtime,
+    installed_backends,
+    resolve_backend,
+)
+from densenet.rundir import load
+from tests.export.helpers import make_run_dir
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_run_dir(tmp_path_factory.mktemp("runtime") / "run")
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_each_backend_gives_the_pytorch_logits_at_any_batch_size(run: Path, backend: str) -> None:
+    model = load(run)
+    runtime = build_runtime(model, backend)
+    assert isinstance(runtime, RuntimeModel) and runtime.backend == backend and runtime.card == model.card
+    assert f"{'intra_op' if backend == 'onnxruntime' else 'threads'}={torch.get_num_threads()}" in runtime.detail
+    for batch in (1, 5):
+        x = torch.randn(batch, 1, 32, 32, generator=torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            torch.testing.assert_close(runtime(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_torch_is_the_model_itself_and_auto_is_the_first_installed_of_the_speed_order(run: Path) -> None:
+    model = load(run)
+    assert build_runtime(model, "torch") is model
+    assert set(installed_backends()) == set(BACKENDS)  # the dev extra installs both runtimes
+    assert AUTO_ORDER == ("openvino", "onnxruntime", "torch") and resolve_backend("auto") == "openvino"
+    assert build_runtime(model, "auto").backend == "openvino"
+
+
+def test_an_unknown_backend_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown backend 'tensorrt'; choose one of torch, onnxruntime, openvino"):
+        resolve_backend("tensorrt")
