@@ -68,9 +68,13 @@ def run(args: argparse.Namespace) -> int:
     from densenet.export.artifact import export_run
     from densenet.export.calibration import DEFAULT_CALIBRATION
     from densenet.export.formats import DEFAULT_OPSET
+    from densenet.rundir import read_card
 
     precision = _precision(args)
-    info(f"exporting {args.run_dir} to {args.format} ({precision}, dynamic batch)...")
+    card = read_card(args.run_dir)  # a folder that is not a run directory fails here, before any progress line
+    pre = card.preprocessing
+    info(f"exporting {card.model} ({pre.channels}x{pre.image_size}x{pre.image_size} input, dynamic batch) to "
+         f"{args.format} {precision}...")
     report = export_run(args.run_dir, args.output, args.format, precision=precision,
                         calibration=args.calibration or DEFAULT_CALIBRATION, data_dir=args.data_dir,
                         check=args.check, force=args.force, fold_bn=args.fold_bn, opset=args.opset or DEFAULT_OPSET)
