@@ -17,6 +17,7 @@ from densenet.export.formats import ExportCheckError
 from densenet.export.openvino_ir import read_sidecar, sidecar_path
 from densenet.export.runtime import artifact_runtime
 from densenet.rundir import load
+from tests.run_dirs import binary_run
 
 
 def ir_files(xml: Path) -> list[Path]:
@@ -31,6 +32,13 @@ def test_calibration_draws_training_pictures_through_the_runs_preprocessing(fash
     assert x.min() < -0.5 and abs(x.mean()) < 0.5 and 0.5 < x.std() < 1.5
     test = check_batches(fashion_run, 150)
     assert sum(len(x) for x, _ in test) == 150 and test[0][1].dtype == torch.int64
+
+
+def test_photo_runs_calibrate_on_training_pictures_without_augmentation(tmp_path: Path) -> None:
+    run = binary_run(tmp_path)  # an image-folder run of 2 training pictures: training would crop and flip them
+    first, second = calibration_batches(run, 5), calibration_batches(run, 5)
+    assert sum(len(b) for b in first) == 2 and first[0].shape[1:] == (3, 32, 32)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))  # the evaluation transform: deterministic
 
 
 def test_openvino_fp32_export_matches_pytorch_and_records_f32(fashion_run: Path, tmp_path: Path) -> None:
@@ -85,7 +93,9 @@ def test_onnx_int8_is_static_qdq_per_channel_and_its_reported_agreement_is_the_f
     assert (again.agreement, again.accuracy) == (a.agreement, a.accuracy)
 
 
-@pytest.mark.parametrize("fmt, name", [("openvino", "model.xml"), ("onnx", "model.onnx")])
+# The refusal is one code path for both formats; OpenVINO's run is the slower one.
+@pytest.mark.parametrize("fmt, name", [pytest.param("openvino", "model.xml", marks=pytest.mark.slow),
+                                       ("onnx", "model.onnx")])
 def test_an_int8_export_beyond_the_tolerance_is_refused_with_the_measured_numbers(fashion_run: Path, tmp_path: Path,
                                                                                   fmt: str, name: str) -> None:
     out = tmp_path / name

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +51,22 @@ def test_torch_is_the_model_itself_and_auto_is_the_first_installed_of_the_speed_
 def test_an_unknown_backend_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown backend 'tensorrt'; choose one of torch, onnxruntime, openvino"):
         resolve_backend("tensorrt")
+
+
+def test_a_missing_runtime_names_the_pip_command(run: Path, tmp_path: Path) -> None:
+    # A process in which the package cannot be imported, as on a machine without the extra.
+    script = ("import sys; sys.modules['openvino'] = None; sys.modules['onnxruntime'] = None\n"
+              "from densenet.cli.main import main; sys.exit(main(sys.argv[1:]))")
+    for args, status, message in [  # a configuration error (2), a failed export (1)
+        (["evaluate", str(run), "--backend", "openvino"], 2, "--backend openvino needs the openvino package: "
+                                                          "pip install 'densenet[openvino]'"),
+        (["export", str(run), "--format", "openvino", "--output", str(tmp_path / "m.xml")], 1,
+         "the OpenVINO export needs the openvino package: pip install 'densenet[openvino]'"),
+        (["bench", "infer", "--model", "d2l_densenet", "--batch-size", "1", "--input-size", "1,32,32",
+          "--backend", "onnxruntime-int8", "--steps", "1"], 2, "pip install 'densenet[export]'"),
+    ]:
+        result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+        assert result.returncode == status, result.stderr[-2000:]
+        assert result.stderr.strip().splitlines()[-1].startswith("error: ") and message in result.stderr
+    assert list(tmp_path.iterdir()) == []
