@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -64,16 +65,29 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_export_openvino_int8_on_the_command_line(fashion_run: Path, tmp_path: Path) -> None:
+def test_export_openvino_int8_on_the_command_line_prints_one_json_document(fashion_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "model.xml"
     result = run_cli("export", str(fashion_run), "--format", "openvino", "--precision", "int8", "--calibration", "64",
-                     "--output", str(out), env=ENV)
+                     "--output", str(out), "--json", env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    doc = json.loads(result.stdout)  # NNCF's progress bars and logs stay out of stdout
+    assert doc["format"] == "openvino" and doc["precision"] == "int8" and doc["calibration_pictures"] == 64
+    assert doc["checked"] is True and doc["agreement"]["ok"] is True and doc["agreement"]["pictures"] == 1000
+    assert doc["bytes"] == out.stat().st_size + out.with_suffix(".bin").stat().st_size and doc["forced"] is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "model.openvino.json", "model.xml"]
+
+
+def test_export_onnx_int8_text_output(fashion_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model.onnx"
+    result = run_cli("export", str(fashion_run), "--format", "onnx", "--quantize", "int8", "--calibration", "32",
+                     "--force", "--output", str(out), env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f"wrote {out} (openvino int8, ") and "input (batch, 1, 32, 32)" in lines[0]
-    assert lines[1] == "int8 ranges calibrated on 64 training pictures"
-    assert lines[2].startswith("check passed: top-1 agreement ") and "on 1000 test pictures, accuracy" in lines[2]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "model.openvino.json", "model.xml"]
+    assert lines[0].startswith(f"wrote {out} (onnx int8, ") and "input (batch, 1, 32, 32)" in lines[0]
+    assert lines[1] == "int8 ranges calibrated on 32 training pictures"
+    assert re.fullmatch(r"check (passed|FAILED, written anyway \(--force\)): top-1 agreement \d+\.\d\d% with "
+                        r"PyTorch fp32 on 1000 test pictures, accuracy \d+\.\d\d% vs PyTorch fp32's \d+\.\d\d% "
+                        r"\([+-]\d+\.\d\d points lost\)", lines[2]), lines[2]
 
 
 @pytest.mark.parametrize("args, message", [
