@@ -86,6 +86,7 @@ def test_onnx_int8_is_static_qdq_per_channel_and_its_reported_agreement_is_the_f
     conv_weight_scales = [scales[n.input[1]] for n in graph.node if n.op_type == "DequantizeLinear"
                           and ".conv" in n.input[0] and n.input[0].endswith(".weight_quantized")]
     assert conv_weight_scales and all(s.dims[0] > 1 for s in conv_weight_scales)  # one scale per output channel
+    assert "classifier.weight" in scales and "classifier.weight_quantized" not in scales  # the head stays float
     a = report.agreement
     assert report.calibration_pictures == 200 and a.pictures == 1000 and a.agreement > 0.95
     assert report.forced == (not a.ok)
