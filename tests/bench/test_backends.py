@@ -43,7 +43,7 @@ def test_openvino_and_int8_backends_in_the_same_loop() -> None:
         assert "calibrated on random inputs" in rows[name]["detail"], rows[name]["detail"]
         assert 0 < rows[name]["max_abs_diff"] < 1.0  # quantized: close to eager, not exact
     assert f"threads={threads}" in rows["openvino-int8"]["detail"]
-    assert "int8 static QDQ per-channel" in rows["onnxruntime-int8"]["detail"]
+    assert "int8 static QDQ U8S8 per-channel" in rows["onnxruntime-int8"]["detail"]
     for r in rows.values():
         assert r["images_per_s"] == pytest.approx(2 / (r["median_ms"] / 1e3), rel=1e-2)
 

@@ -133,7 +133,7 @@ def _onnx_runner(model: nn.Module, x: torch.Tensor, tmp: Path, int8: bool) -> tu
         runtime = onnx_runtime(path)
     except ExportError as exc:
         raise ConfigError(str(exc)) from None
-    precision = "int8 static QDQ per-channel, calibrated on random inputs" if int8 else "fp32"
+    precision = "int8 static QDQ U8S8 per-channel, calibrated on random inputs" if int8 else "fp32"
     return functools.partial(runtime, x), lambda: f"{precision}, {runtime.detail}"
 
 
