@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _agreement_line(a, forced: bool) -> str:
     accuracy = ("" if a.accuracy is None else f", accuracy {100 * a.accuracy:.2f}% vs PyTorch fp32's "
-                f"{100 * a.reference_accuracy:.2f}% ({a.drop_points:+.2f} points lost)")
+                f"{100 * a.reference_accuracy:.2f}% (a drop of {a.drop_points:.2f} points)")
     verdict = "FAILED, written anyway (--force)" if forced else "passed"
     return (f"check {verdict}: top-1 agreement {100 * a.agreement:.2f}% with PyTorch fp32 on {a.pictures} test "
             f"pictures{accuracy}")

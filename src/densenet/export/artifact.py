@@ -133,7 +133,7 @@ def export_artifact(model: nn.Module, output: str | Path, fmt: str, input_size: 
         ExportCheckError: if the check fails (bf16/int8: unless ``force``).
         ExportError: for an unknown format or precision, missing calibration or check data, or an export failure.
     """
-    _check_format(fmt, precision)
+    _check_format(fmt, precision, output)
     if precision == "int8" and not calibration:
         raise ExportError("an int8 export needs calibration pictures")
     if check and precision != "fp32" and not check_data:
@@ -158,11 +158,13 @@ def export_artifact(model: nn.Module, output: str | Path, fmt: str, input_size: 
     return report
 
 
-def _check_format(fmt: str, precision: str) -> None:
+def _check_format(fmt: str, precision: str, output: str | Path) -> None:
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if precision not in PRECISIONS[fmt]:
         raise ExportError(f"--format {fmt} writes {' or '.join(PRECISIONS[fmt])}, not {precision}")
+    if fmt == "openvino" and Path(output).suffix != ".xml":
+        raise ExportError(f"an OpenVINO IR is written as FILE.xml (+ FILE.bin); got --output {output}")
 
 
 def _write(target: nn.Module, report: ExportReport, calibration: Sequence[Tensor],
@@ -219,7 +221,7 @@ def export_run(run_dir: str | Path, output: str | Path, fmt: str, *, precision: 
     pre = model.card.preprocessing
     size = (pre.channels, pre.image_size, pre.image_size)
     check = check or precision == "int8"
-    _check_format(fmt, precision)  # before any picture is read
+    _check_format(fmt, precision, output)  # before any picture is read
     calib = calibration_batches(run_dir, calibration, data_dir) if precision == "int8" else []
     data = check_batches(run_dir, check_pictures, data_dir) if check and precision != "fp32" else []
     return export_artifact(model, output, fmt, size, check=check, precision=precision, calibration=calib,
