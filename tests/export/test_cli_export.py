@@ -109,3 +109,13 @@ def test_an_openvino_output_that_is_no_xml_file_is_refused_before_any_work(tmp_p
     assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
         f"error: an OpenVINO IR is written as FILE.xml (+ FILE.bin); got --output {tmp_path / 'm.onnx'}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_onnx_int8_below_opset_13_is_refused_before_any_work(tmp_path: Path) -> None:
+    run_dir = make_run_dir(tmp_path / "run")
+    result = run_cli("export", str(run_dir), "--format", "onnx", "--quantize", "int8", "--opset", "11", "--output",
+                     str(tmp_path / "m.onnx"), env=ENV)
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
+        "error: per-channel int8 needs ONNX opset 13 or later (DequantizeLinear's axis); choose --opset 13 or more, "
+        "or leave it out (default 17)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -42,7 +42,7 @@ from densenet.export.formats import (
     require_ok,
 )
 from densenet.export.openvino_ir import OV_PRECISIONS, compile_ir, quantize_openvino, save_ir, to_openvino
-from densenet.export.quantize import quantize_onnx
+from densenet.export.quantize import QDQ_MIN_OPSET, quantize_onnx
 from densenet.export.runtime import artifact_runtime, openvino_runtime
 
 FORMATS = ("onnx", "torchscript", "openvino")
@@ -133,7 +133,7 @@ def export_artifact(model: nn.Module, output: str | Path, fmt: str, input_size: 
         ExportCheckError: if the check fails (bf16/int8: unless ``force``).
         ExportError: for an unknown format or precision, missing calibration or check data, or an export failure.
     """
-    _check_format(fmt, precision, output)
+    _check_format(fmt, precision, output, opset)
     if precision == "int8" and not calibration:
         raise ExportError("an int8 export needs calibration pictures")
     if check and precision != "fp32" and not check_data:
@@ -158,13 +158,16 @@ def export_artifact(model: nn.Module, output: str | Path, fmt: str, input_size: 
     return report
 
 
-def _check_format(fmt: str, precision: str, output: str | Path) -> None:
+def _check_format(fmt: str, precision: str, output: str | Path, opset: int) -> None:
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if precision not in PRECISIONS[fmt]:
         raise ExportError(f"--format {fmt} writes {' or '.join(PRECISIONS[fmt])}, not {precision}")
     if fmt == "openvino" and Path(output).suffix != ".xml":
         raise ExportError(f"an OpenVINO IR is written as FILE.xml (+ FILE.bin); got --output {output}")
+    if fmt == "onnx" and precision == "int8" and opset < QDQ_MIN_OPSET:
+        raise ExportError(f"per-channel int8 needs ONNX opset {QDQ_MIN_OPSET} or later (DequantizeLinear's axis); "
+                          f"choose --opset {QDQ_MIN_OPSET} or more, or leave it out (default {DEFAULT_OPSET})")
 
 
 def _write(target: nn.Module, report: ExportReport, calibration: Sequence[Tensor],
@@ -221,7 +224,7 @@ def export_run(run_dir: str | Path, output: str | Path, fmt: str, *, precision: 
     pre = model.card.preprocessing
     size = (pre.channels, pre.image_size, pre.image_size)
     check = check or precision == "int8"
-    _check_format(fmt, precision, output)  # before any picture is read
+    _check_format(fmt, precision, output, options.get("opset", DEFAULT_OPSET))  # before any picture is read
     calib = calibration_batches(run_dir, calibration, data_dir) if precision == "int8" else []
     data = check_batches(run_dir, check_pictures, data_dir) if check and precision != "fp32" else []
     return export_artifact(model, output, fmt, size, check=check, precision=precision, calibration=calib,

@@ -25,6 +25,7 @@ import torch
 from densenet.export.formats import INPUT_NAME, ExportError
 
 INSTALL = "pip install 'densenet[export]'"
+QDQ_MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear (their axis attribute) came with opset 13
 
 
 def _quantization() -> Any:
@@ -82,4 +83,4 @@ def _quiet() -> Iterator[None]:
         root.setLevel(previous)
 
 
-__all__ = ["quantize_onnx"]
+__all__ = ["QDQ_MIN_OPSET", "quantize_onnx"]
