@@ -26,7 +26,7 @@ def cli_json(capsys: pytest.CaptureFixture, *args: str) -> object:
 def test_evaluate_on_each_backend_gives_the_torch_numbers(run: Path, backend: str, capsys) -> None:
     torch_doc = cli_json(capsys, "evaluate", str(run), "--backend", "torch", "--tta", "flip")
     doc = cli_json(capsys, "evaluate", str(run), "--backend", backend, "--tta", "flip")
-    assert torch_doc["backend"] == "torch" and doc["backend"] == ("openvino" if backend == "auto" else backend)
+    assert torch_doc["backend"] == "torch" and doc["backend"] == ("onnxruntime" if backend == "auto" else backend)
     assert doc["examples"] == 12 and doc["accuracy"] == torch_doc["accuracy"]
     assert doc["confusion_matrix"] == torch_doc["confusion_matrix"]
     assert doc["loss"] == pytest.approx(torch_doc["loss"], abs=1e-5)

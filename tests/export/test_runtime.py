@@ -44,8 +44,8 @@ def test_torch_is_the_model_itself_and_auto_is_the_first_installed_of_the_speed_
     model = load(run)
     assert build_runtime(model, "torch") is model
     assert set(installed_backends()) == set(BACKENDS)  # the dev extra installs both runtimes
-    assert AUTO_ORDER == ("openvino", "onnxruntime", "torch") and resolve_backend("auto") == "openvino"
-    assert build_runtime(model, "auto").backend == "openvino"
+    assert AUTO_ORDER == ("onnxruntime", "openvino", "torch") and resolve_backend("auto") == "onnxruntime"
+    assert build_runtime(model, "auto").backend == "onnxruntime"
 
 
 def test_an_unknown_backend_is_a_config_error() -> None:

@@ -37,7 +37,7 @@ def add_backend_flag(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
                         help="what runs the model, all in fp32: torch (default), onnxruntime, openvino, or auto: "
-                             "the fastest installed (OpenVINO, then ONNX Runtime, then PyTorch)")
+                             "the fastest installed in fp32 (ONNX Runtime, then OpenVINO, then PyTorch)")
 
 
 def apply_threads(args: argparse.Namespace) -> None:

@@ -8,8 +8,10 @@ logits, whatever runs it, so ``densenet predict`` and ``densenet evaluate`` need
   provider with all graph optimizations.
 - ``openvino``: the model converted in memory, compiled for the CPU in fp32 (``INFERENCE_PRECISION_HINT``
   ``f32``: on AMX CPUs the plugin's default would be bf16).
-- ``auto``: the first installed of :data:`AUTO_ORDER`, OpenVINO, then ONNX Runtime, then PyTorch: the order
-  of their fp32 CPU speed in ``densenet bench infer`` (DenseNet-121 at 224 px, batch 1 and 32, on Intel Xeon).
+- ``auto``: the first installed of :data:`AUTO_ORDER`, ONNX Runtime, then OpenVINO, then PyTorch: the order
+  of their fp32 CPU speed in ``densenet bench infer`` (DenseNet-121 at 224 px, batch 1 and 32, 1 and 2 threads,
+  on an AMX Xeon: ``docs/records/bench/2026-12-01-amx-infer-*.json``). OpenVINO's lead is in bf16 and int8,
+  which are exports (``densenet export --format openvino --precision``), not ``--backend``'s fp32.
 
 All three give the fp32 model's logits within the export checks' tolerance, so predictions agree.
 :func:`artifact_runtime` runs an exported file (``.onnx`` or OpenVINO ``.xml``) the same way.
@@ -31,7 +33,7 @@ from densenet.errors import ConfigError
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 BACKEND_CHOICES = (*BACKENDS, "auto")
-AUTO_ORDER = ("openvino", "onnxruntime", "torch")
+AUTO_ORDER = ("onnxruntime", "openvino", "torch")  # fastest first, in fp32 (see the module's docstring)
 _MODULES = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}
 _INSTALL = {"onnxruntime": "pip install 'densenet[export]'", "openvino": "pip install 'densenet[openvino]'"}
 
