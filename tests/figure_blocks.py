@@ -170,6 +170,78 @@ def backends_2threads(path: Path, other: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+AMX_TRAINING = (("d2l_densenet training, 96 px, batch 256", "amx-d2l-train"),
+                ("densenet121 training, 224 px, batch 32", "amx-densenet121-train"))
+
+
+def _ratio(r: dict[str, Any], name: str) -> str:
+    b = r["baselines"].get(name)
+    if b is None:
+        return "—"
+    return f"**{b['speedup']:.2f}x** (CPU time {b['median_cpu_s'] / r['median_cpu_s']:.2f}x)"
+
+
+def amx_training(bench: Path) -> str:
+    """Issue #23's training table on the AMX Xeon: the fast path against naive and peer, one process each."""
+    lines = ["| work | command (`--threads 1 --json`) | naive img/s | peer img/s | fast path img/s | fast / peer "
+             "| fast / naive | load average before, after |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    for label, stem in AMX_TRAINING:
+        r = _json(bench / f"2026-12-01-{stem}.json")
+        m = r["machine"]
+        if not (m["amx_bf16"] and r["precision"] == "bf16" and r["threads"] == 1):
+            raise ValueError(f"{stem}: the table is of bf16 on an AMX CPU at one thread")
+        speeds = [f"{r['baselines'][n]['images_per_s']:.1f}" if n in r["baselines"] else "—" for n in ("naive", "peer")]
+        command = m["command"].replace(" --threads 1", "").replace(" --json", "")
+        lines.append(f"| {label} | `{command}` | {speeds[0]} | {speeds[1]} | {r['images_per_s']:.1f} | "
+                     f"{_ratio(r, 'peer')} | {_ratio(r, 'naive')} | {m['load_average'][0]:.2f}, "
+                     f"{m['load_average_after'][0]:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+AMX_INFER = (("batch 1, 1 thread", "b1-1t"), ("batch 32, 1 thread", "b32-1t"), ("batch 1, 2 threads", "b1-2t"),
+             ("batch 32, 2 threads", "b32-2t"))
+INFER_TARGETS = {1: 60, 32: 100}  # issue #23: images/s of the best backend, densenet121 at 224, on a 2-core AMX CPU
+
+
+def amx_inference(bench: Path) -> str:
+    """Issue #23's inference table on the AMX Xeon: every backend, four runs, and the targets' verdicts."""
+    runs = {stem: _json(bench / f"2026-12-01-amx-infer-{stem}.json") for _, stem in AMX_INFER}
+    for stem, doc in runs.items():
+        if not (doc["machine"]["amx_int8"] and doc["model"] == "densenet121" and doc["input_size"] == [3, 224, 224]):
+            raise ValueError(f"{stem}: the table is of densenet121 at 224 on an AMX CPU")
+    by_backend = {stem: {r["backend"]: r for r in doc["results"]} for stem, doc in runs.items()}
+    first = runs[AMX_INFER[0][1]]["results"]
+    lines = ["| backend | " + " | ".join(f"{label} img/s (vs eager)" for label, _ in AMX_INFER) + " | detail |",
+             "|---|" + "---:|" * len(AMX_INFER) + "---|"]
+    for row in first:
+        name = row["backend"]
+        cells = [f"{by_backend[stem][name]['images_per_s']:.1f} ({by_backend[stem][name]['speedup']:.2f}x)"
+                 for _, stem in AMX_INFER]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['detail']} |")
+    lines.append("")
+    for label, stem in AMX_INFER:
+        rows = by_backend[stem]
+        best = max(rows.values(), key=lambda r: r["images_per_s"])
+        target = INFER_TARGETS[runs[stem]["batch_size"]]
+        verdict = "met" if best["images_per_s"] >= target else "not met"
+        lines.append(f"- {label}: best `{best['backend']}` {best['images_per_s']:.1f} images/s, "
+                     f"{best['images_per_s'] / rows['fast']['images_per_s']:.2f}x the fast path; target "
+                     f">= {target} images/s {verdict} (load average {runs[stem]['machine']['load_average'][0]:.2f} "
+                     f"before, {runs[stem]['machine']['load_average_after'][0]:.2f} after).")
+    return "\n".join(lines) + "\n"
+
+
+def amx_malloc(bench: Path) -> str:
+    """The allocator setting on the AMX Xeon: CPU time per step of fast and peer, glibc as it is and keeping memory."""
+    runs = {name: _json(bench / f"2026-12-01-amx-malloc-{name}.json") for name in ("default", "keep")}
+    lines = ["| variant | CPU s per step, glibc as it is | keeping freed memory | faster by |", "|---|---:|---:|---:|"]
+    variants = (("fast path", lambda r: r["median_cpu_s"]), ("peer", lambda r: r["baselines"]["peer"]["median_cpu_s"]))
+    for label, get in variants:
+        before, after = get(runs["default"]), get(runs["keep"])
+        lines.append(f"| {label} | {before:.3f} | {after:.3f} | {before / after:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
 def chexnet_example(record: Path) -> str:
     """README's CheXNet-style run (scripts/chexnet-example.sh): the machine, the two runs, the per-class AUROC
     without and with --tta flip, where the heatmaps peak against the objects' boxes, and the export check."""
@@ -208,6 +280,9 @@ def renderers(root: Path) -> dict[str, tuple[str, Callable[[], str]]]:
         **{name: ("README.md", lambda record=record: run_record(root, record)) for name, record in RUNS.items()},
         "d2l-summary": ("README.md", d2l_summary),
         "bench-2026-12-01": ("BENCHMARKS.md", lambda: bench_results(bench)),
+        "amx-training": ("BENCHMARKS.md", lambda: amx_training(bench)),
+        "amx-inference": ("BENCHMARKS.md", lambda: amx_inference(bench)),
+        "amx-malloc": ("BENCHMARKS.md", lambda: amx_malloc(bench)),
         "backends-1thread": ("BENCHMARKS.md", lambda: backends_1thread(one)),
         "backends-2threads": ("BENCHMARKS.md", lambda: backends_2threads(two, one)),
         "chexnet-example": ("README.md", lambda: chexnet_example(root / "docs" / "records" / "chexnet-example")),

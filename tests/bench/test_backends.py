@@ -9,7 +9,7 @@ import torch
 from tests.helpers import run_cli
 
 from densenet.bench.backends import run_backends, to_markdown
-from densenet.engine.performance import PerfOptions
+from densenet.engine.performance import PerfOptions, cpu_supports_bf16
 from densenet.errors import ConfigError
 
 TINY = dict(model_name="d2l_densenet", batch_size=2, input_size=(1, 32, 32), steps=2, warmup=1)
@@ -28,6 +28,24 @@ def test_exports_against_eager_rows_ratios_and_table() -> None:
     assert ts_row["max_abs_diff"] < 1e-5 and "torch.jit" in ts_row["detail"]
     table = to_markdown(doc).splitlines()
     assert table[0].startswith("d2l_densenet 1x32x32, batch 2") and table[-1].startswith("| torchscript |")
+
+
+def test_openvino_and_int8_backends_in_the_same_loop() -> None:
+    doc = run_backends(**TINY, backends=("openvino", "openvino-bf16", "openvino-int8", "onnxruntime-int8"))
+    rows = {r["backend"]: r for r in doc["results"]}
+    assert list(rows) == ["eager", "openvino", "openvino-bf16", "openvino-int8", "onnxruntime-int8"]
+    threads = torch.get_num_threads()
+    assert "inference precision f32" in rows["openvino"]["detail"] and rows["openvino"]["max_abs_diff"] < 1e-4
+    bf16 = "bf16" if cpu_supports_bf16() else "f32"  # without native bf16 the plugin computes in f32
+    assert f"inference precision {bf16}" in rows["openvino-bf16"]["detail"]
+    assert rows["openvino-bf16"]["max_abs_diff"] < 0.1
+    for name in ("openvino-int8", "onnxruntime-int8"):
+        assert "calibrated on random inputs" in rows[name]["detail"], rows[name]["detail"]
+        assert 0 < rows[name]["max_abs_diff"] < 1.0  # quantized: close to eager, not exact
+    assert f"threads={threads}" in rows["openvino-int8"]["detail"]
+    assert "int8 static QDQ U8S8 per-channel" in rows["onnxruntime-int8"]["detail"]
+    for r in rows.values():
+        assert r["images_per_s"] == pytest.approx(2 / (r["median_ms"] / 1e3), rel=1e-2)
 
 
 def test_the_fast_backend_is_the_compiled_fast_path() -> None:

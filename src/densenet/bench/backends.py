@@ -7,8 +7,16 @@ Backends:
   bf16 autocast where the CPU has native bf16, channels-last, ``torch.compile`` with its fallback to eager).
 - ``onnxruntime``: the fp32 ONNX export (:func:`~densenet.export.formats.export_onnx`) on ONNX Runtime's
   CPU provider, all graph optimizations, ``intra_op_num_threads`` = torch's thread count.
+- ``onnxruntime-int8``: that export quantized by :func:`~densenet.export.quantize.quantize_onnx` (static QDQ,
+  per channel), calibrated on random inputs: speed does not depend on the weights' values, accuracy does,
+  and ``densenet export --quantize int8`` calibrates on the run's pictures instead.
+- ``openvino``, ``openvino-bf16``, ``openvino-int8``: the model converted to OpenVINO
+  (:mod:`~densenet.export.openvino_ir`) and compiled for the CPU in fp32, in bf16 (``INFERENCE_PRECISION_HINT``),
+  or quantized to int8 by NNCF on random inputs (as above), ``INFERENCE_NUM_THREADS`` = torch's thread count.
 - ``torchscript``: the fp32 TorchScript export (:func:`~densenet.export.formats.export_torchscript`),
   loaded with ``torch.jit.load``.
+
+The exported backends run through :mod:`densenet.export.runtime`, the code ``predict --backend`` uses.
 
 The calls are timed by :func:`~densenet.bench.timing.time_interleaved`, the loop ``densenet bench``
 uses for every figure. ``speedup`` is images/s relative to ``eager``; ``max_abs_diff`` is the largest
@@ -32,7 +40,9 @@ from densenet.engine.performance import PerfOptions, ResolvedPerf, is_compiled, 
 from densenet.engine.step import infer_step
 from densenet.errors import ConfigError
 
-BACKENDS = ("eager", "fast", "onnxruntime", "torchscript")
+BACKENDS = ("eager", "fast", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16", "openvino-int8",
+            "torchscript")
+CALIBRATION_BATCHES = 4  # random batches the bench's int8 backends calibrate on
 Runner = Callable[[], torch.Tensor]
 EAGER = ResolvedPerf(torch.device("cpu"), "fp32", channels_last=False, compile=False, reasons=("eager fp32 NCHW",))
 
@@ -99,28 +109,48 @@ def _runner(name: str, model: nn.Module, x: torch.Tensor, perf: PerfOptions,
         xf = x.contiguous(memory_format=torch.channels_last) if resolved.channels_last else x
         return functools.partial(infer_step, fast, xf, resolved), lambda: (
             f"{resolved.precision}, channels_last={resolved.channels_last}, compiled={is_compiled(fast)}")
-    if name == "onnxruntime":
-        return _onnx_runner(model, x, tmp)
+    if name.startswith("onnxruntime"):
+        return _onnx_runner(model, x, tmp, int8=name.endswith("-int8"))
+    if name.startswith("openvino"):
+        return _openvino_runner(model, x, name.partition("-")[2] or "fp32")
     return _torchscript_runner(model, x, tmp)
 
 
-def _onnx_runner(model: nn.Module, x: torch.Tensor, tmp: Path) -> tuple[Runner, Callable[[], str]]:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ConfigError("the onnxruntime backend needs onnxruntime: pip install 'densenet[export]'") from None
-    from densenet.export.formats import export_onnx
+def _random_calibration(x: torch.Tensor) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return [torch.randn(x.shape, generator=g) for _ in range(CALIBRATION_BATCHES)]
 
-    path = export_onnx(model, tmp / "model.onnx", x.shape[1:])
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: x.numpy()}
-    detail = f"fp32, ORT_ENABLE_ALL, intra_op={options.intra_op_num_threads}, onnxruntime {ort.__version__}"
-    return lambda: torch.from_numpy(session.run(None, feed)[0]), lambda: detail
+
+def _onnx_runner(model: nn.Module, x: torch.Tensor, tmp: Path, int8: bool) -> tuple[Runner, Callable[[], str]]:
+    from densenet.export.formats import ExportError, export_onnx
+    from densenet.export.quantize import quantize_onnx
+    from densenet.export.runtime import onnx_runtime
+
+    try:
+        path = export_onnx(model, tmp / "model.onnx", x.shape[1:])
+        if int8:
+            path = quantize_onnx(path, tmp / "model-int8.onnx", _random_calibration(x))
+        runtime = onnx_runtime(path)
+    except ExportError as exc:
+        raise ConfigError(str(exc)) from None
+    precision = "int8 static QDQ U8S8 per-channel, calibrated on random inputs" if int8 else "fp32"
+    return functools.partial(runtime, x), lambda: f"{precision}, {runtime.detail}"
+
+
+def _openvino_runner(model: nn.Module, x: torch.Tensor, precision: str) -> tuple[Runner, Callable[[], str]]:
+    from densenet.export.formats import ExportError
+    from densenet.export.openvino_ir import compile_ir, quantize_openvino, to_openvino
+    from densenet.export.runtime import openvino_runtime
+
+    try:
+        converted = to_openvino(model, x.shape[1:])
+        if precision == "int8":
+            converted = quantize_openvino(converted, _random_calibration(x))
+        runtime = openvino_runtime(compile_ir(converted, precision, torch.get_num_threads()), precision)
+    except ExportError as exc:
+        raise ConfigError(str(exc)) from None
+    calibrated = ", NNCF int8 calibrated on random inputs" if precision == "int8" else ""
+    return functools.partial(runtime, x), lambda: f"{runtime.detail}{calibrated}"
 
 
 def _torchscript_runner(model: nn.Module, x: torch.Tensor, tmp: Path) -> tuple[Runner, Callable[[], str]]:

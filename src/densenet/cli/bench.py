@@ -47,7 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="infer only: time these inference backends instead of fast vs baseline, one or more of "
                    f"{', '.join(BACKENDS)} (e.g. --backend eager fast onnxruntime, or the flag repeated). eager: "
                    "fp32 NCHW; fast: the fast path (as --precision, --no-compile, --no-channels-last say); "
-                   "onnxruntime, torchscript: the fp32 exports")
+                   "onnxruntime, openvino, torchscript: the fp32 exports; openvino-bf16: OpenVINO computing in "
+                   "bf16; onnxruntime-int8, openvino-int8: int8 quantized, calibrated on random inputs")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="autocast precision of the fast variant (auto: bf16 where the hardware has it)")
     p.add_argument("--no-compile", action="store_true", help="do not use torch.compile")

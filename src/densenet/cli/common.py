@@ -31,6 +31,15 @@ def add_threads_flag(parser: argparse.ArgumentParser) -> None:
                              "fewer threads than cores avoids stalls)")
 
 
+def add_backend_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--backend``: what runs the model (``predict`` and ``evaluate``), see :mod:`densenet.export.runtime`."""
+    from densenet.export.runtime import BACKEND_CHOICES
+
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
+                        help="what runs the model, all in fp32: torch (default), onnxruntime, openvino, or auto: "
+                             "the fastest installed in fp32 (ONNX Runtime, then OpenVINO, then PyTorch)")
+
+
 def apply_threads(args: argparse.Namespace) -> None:
     """Honour ``--threads`` if it was given."""
     if getattr(args, "threads", None):

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from densenet.cli.common import add_common_flags, emit, info, positive_int
+from densenet.cli.common import add_backend_flag, add_common_flags, emit, info, positive_int
 from densenet.engine.tta import TTA_MODES
 
 
@@ -21,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=256, metavar="N")
     p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation: flip averages each picture's "
                    "probabilities with its mirror image's")
+    add_backend_flag(p)
     add_common_flags(p)
     p.set_defaults(func=run)
 
@@ -29,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from densenet.engine.evaluate import evaluate_run
     from densenet.rundir import CONFUSION_PNG, ROC_PNG
 
-    result = evaluate_run(args.run_dir, args.data_dir, args.test_subset, args.batch_size, tta=args.tta)
+    result = evaluate_run(args.run_dir, args.data_dir, args.test_subset, args.batch_size, tta=args.tta,
+                          backend=args.backend)
     text = multilabel_text(result) if result["multilabel"] else single_label_text(result)
     if not result["multilabel"]:
         info(f"confusion matrix saved to {args.run_dir}/{CONFUSION_PNG}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from densenet.cli.common import add_common_flags, emit, fail_if_none_read, positive_int
+from densenet.cli.common import add_backend_flag, add_common_flags, emit, fail_if_none_read, positive_int
 from densenet.engine.tta import TTA_MODES
 
 
@@ -17,6 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=positive_int, default=3, metavar="K", help="how many classes to show (default 3)")
     p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation: flip averages each picture's "
                    "probabilities with its mirror image's")
+    add_backend_flag(p)
     add_common_flags(p)
     p.set_defaults(func=run)
 
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from densenet.engine.predict import predict
     from densenet.rundir import read_card
 
-    results = predict(args.run_dir, args.images, args.top_k, tta=args.tta)
+    results = predict(args.run_dir, args.images, args.top_k, tta=args.tta, backend=args.backend)
     lines = []
     if read_card(args.run_dir).multilabel:
         lines.append("multi-label run: each probability is that class's own (independent per class; they need "

@@ -257,8 +257,9 @@ def _choose_path(config: TrainConfig, dataset: PhotoDataset, split: str, ctx: Di
 
 
 def _photo_split(config: TrainConfig, split: str, ctx: DistContext, log: Callable[[str], None],
-                 progress: bool) -> tuple[PhotoDataset, bool]:
-    """One photo split as a dataset (this rank's shard of the test split), in memory or to be streamed."""
+                 progress: bool, evaluation: bool = False) -> tuple[PhotoDataset, bool]:
+    """One photo split as a dataset (this rank's shard of the test split), in memory or to be streamed; with
+    ``evaluation`` the training split too goes through the evaluation transform (no random crops or flips)."""
     d = config.data
     files = photo_files(config, split)
     if split == "test" and ctx.enabled:  # contiguous shards, no padding: each picture counts once
@@ -266,7 +267,8 @@ def _photo_split(config: TrainConfig, split: str, ctx: DistContext, log: Callabl
         files = files.select(torch.arange(lo, hi))
     train_tf, test_tf = photo_transforms(config)
     _check_batch_fits(config, split)
-    dataset = PhotoDataset(files, train_tf if split == "train" else test_tf, channels=3, seed=config.run.seed)
+    transform = train_tf if split == "train" and not evaluation else test_tf
+    dataset = PhotoDataset(files, transform, channels=3, seed=config.run.seed)
     if d.strict:
         _check_all(dataset, split, progress)
     elif split == "train" and not files.multilabel:
@@ -354,13 +356,13 @@ def _photo_data(config: TrainConfig, ctx: DistContext, log: Callable[[str], None
 
 
 def evaluation_loader(config: TrainConfig, mean: list[float], std: list[float], batch_size: int = 256,
-                      log: Callable[[str], None] | None = None) -> BatchLoader | PhotoLoader:
-    """The test split as ``densenet evaluate`` sees it, on the CPU: prepared exactly as in training
-    (``mean``/``std`` are the model card's, zeros and ones when the run did not normalize)."""
+                      log: Callable[[str], None] | None = None, split: str = "test") -> BatchLoader | PhotoLoader:
+    """A split as ``densenet evaluate`` sees the test split, on the CPU and in order: prepared exactly as in
+    training, without augmentation (``mean``/``std`` are the model card's, zeros and ones when the run did not
+    normalize). ``split="train"`` is what int8 exports calibrate on."""
     if not is_photos(config):
-        test = load_split(config, "test")
-        return BatchLoader(test, batch_size, shuffle=False, device=torch.device("cpu"),
+        return BatchLoader(load_split(config, split), batch_size, shuffle=False, device=torch.device("cpu"),
                            normalize=config.data.normalize)
-    dataset, _ = _photo_split(config, "test", DistContext(), log or (lambda _: None), progress=False)
+    dataset, _ = _photo_split(config, split, DistContext(), log or (lambda _: None), progress=False, evaluation=True)
     workers = default_workers() if config.data.workers is None else config.data.workers
     return PhotoLoader(dataset, batch_size, mean=mean, std=std, workers=workers, warn=log)

@@ -25,7 +25,7 @@ from densenet.engine.logging import plot_confusion, plot_roc_curves
 from densenet.engine.metrics import multilabel_metrics, roc_curves, single_label_metrics
 from densenet.engine.tta import check_tta, to_probabilities, tta_logits
 from densenet.errors import DataError
-from densenet.rundir import CONFUSION_PNG, EVALUATION_FILE, ROC_PNG, ModelCard, load, read_config, write_json
+from densenet.rundir import CONFUSION_PNG, EVALUATION_FILE, ROC_PNG, ModelCard, load, read_card, read_config, write_json
 
 
 @dataclasses.dataclass
@@ -68,7 +68,8 @@ def gather_outputs(
     if rows:
         packed = torch.cat(rows)
     else:
-        packed = torch.zeros(0, num_classes + 1 + target_width, device=next(model.parameters()).device)
+        device = next(model.parameters(), torch.zeros(0)).device  # an exported model's runtime holds no parameters
+        packed = torch.zeros(0, num_classes + 1 + target_width, device=device)
     if ctx is not None:
         packed = gather_rows(packed, ctx)
     probs, loss, targets = packed.split([num_classes, 1, target_width], dim=1)
@@ -154,7 +155,7 @@ def per_class_accuracy(confusion: list[list[int]], classes: list[str]) -> dict[s
 
 
 def evaluate_run(run_dir: str | Path, data_dir: str | None = None, test_subset: int | None = None,
-                 batch_size: int = 256, tta: str | None = None) -> dict[str, Any]:
+                 batch_size: int = 256, tta: str | None = None, backend: str = "torch") -> dict[str, Any]:
     """Evaluate a run's final model on the whole test set (or a class-balanced draw of ``test_subset`` images).
 
     The test images are prepared as in training (the same size and normalization); the task, single- or
@@ -171,40 +172,59 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, test_subset: 
         test_subset: Evaluate on a seeded (the run's seed), class-balanced draw of N test images.
         batch_size: Images per forward pass.
         tta: ``None``, or ``"flip"`` to average each picture's probabilities with its mirror image's.
+        backend: What runs the model: ``"torch"``, ``"onnxruntime"``, ``"openvino"`` or ``"auto"``
+            (:func:`densenet.export.runtime.build_runtime`; all fp32).
 
     Returns:
-        :func:`evaluate`'s keys plus ``"classes"``, ``"multilabel"`` and ``"tta"``, and for single-label runs
-        ``"per_class_accuracy"`` (class -> accuracy, ``None`` for a class absent from the test set). Every
-        value is JSON-safe: an undefined number is ``None``, never NaN.
+        :func:`evaluate`'s keys plus ``"classes"``, ``"multilabel"``, ``"tta"`` and ``"backend"``, and for
+        single-label runs ``"per_class_accuracy"`` (class -> accuracy, ``None`` for a class absent from the test
+        set). Every value is JSON-safe: an undefined number is ``None``, never NaN.
 
     Raises:
         ConfigError: an unknown ``tta``.
         RunDirError: if ``run_dir`` is not a complete run directory.
         DataError: if the test set cannot be found or read, or its labels do not fit the model's task.
     """
+    from densenet.export.runtime import build_runtime, resolve_backend
+
     check_tta(tta)
     run_dir = Path(run_dir)
+    backend = resolve_backend(backend)
     model = load(run_dir)
     card = model.card
-    loader = _test_loader(run_dir, card, data_dir, test_subset, batch_size)
+    model = build_runtime(model, backend)
+    loader = run_loader(run_dir, "test", data_dir, test_subset, batch_size, card)
     outputs = gather_outputs(model, loader, len(card.classes), multilabel=card.multilabel, tta=tta)
     out = summarize(outputs, card.classes, card.multilabel)
     if not card.multilabel:
         out["per_class_accuracy"] = per_class_accuracy(out["confusion_matrix"], card.classes)
-    out.update(classes=card.classes, multilabel=card.multilabel, tta=tta)
+    out.update(classes=card.classes, multilabel=card.multilabel, tta=tta, backend=backend)
     _write_files(run_dir, out, card, roc_curves(outputs.probs, outputs.targets, card.classes, card.multilabel))
     return out
 
 
-def _test_loader(run_dir: Path, card: ModelCard, data_dir: str | None, test_subset: int | None,
-                 batch_size: int) -> Iterable[tuple[Tensor, Tensor]]:
-    """The run's test split, prepared by the transform the run recorded (the truth, also for older runs)."""
+def run_loader(run_dir: str | Path, split: str = "test", data_dir: str | None = None, subset: int | None = None,
+               batch_size: int = 256, card: ModelCard | None = None) -> Iterable[tuple[Tensor, Tensor]]:
+    """A split of a run's dataset prepared by the transform the run recorded (the truth, also for older runs).
+
+    Args:
+        run_dir: The run directory (its ``config.json`` names the dataset).
+        split: ``"test"``, or ``"train"`` (evaluation transform, no augmentation: what int8 exports calibrate on).
+        data_dir: Folder holding the dataset's files (default: the run's own, then the usual lookup).
+        subset: A seeded (the run's seed), class-balanced draw of N pictures of the split.
+        batch_size: Pictures per batch.
+        card: The run's model card, when already read.
+
+    Returns:
+        ``(x, y)`` CPU batches in order: float ``(B, C, H, W)`` inputs and their targets.
+    """
     config = read_config(run_dir)
-    pre = card.preprocessing
-    data = dataclasses.replace(config.data, data_dir=data_dir or config.data.data_dir, test_subset=test_subset,
+    pre = (card or read_card(run_dir)).preprocessing
+    subsets = {"train_subset": subset} if split == "train" else {"test_subset": subset}
+    data = dataclasses.replace(config.data, data_dir=data_dir or config.data.data_dir, **subsets,
                                resize=pre.image_size, keep_aspect=pre.resize == "center-crop",
                                crop_pct=pre.crop_pct, interpolation=pre.interpolation)
-    return evaluation_loader(dataclasses.replace(config, data=data), pre.mean, pre.std, batch_size)
+    return evaluation_loader(dataclasses.replace(config, data=data), pre.mean, pre.std, batch_size, split=split)
 
 
 def _write_files(run_dir: Path, out: dict[str, Any], card: ModelCard,

@@ -166,8 +166,8 @@ def check_onnx(path: str | Path, model: nn.Module, input_size: Sequence[int], *,
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return _compare(lambda x: torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0]),
-                    model, input_size, batch_sizes, atol, rtol, seed)
+    return compare(lambda x: torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0]),
+                   model, input_size, batch_sizes=batch_sizes, atol=atol, rtol=rtol, seed=seed)
 
 
 def check_torchscript(path: str | Path, model: nn.Module, input_size: Sequence[int], *,
@@ -178,7 +178,7 @@ def check_torchscript(path: str | Path, model: nn.Module, input_size: Sequence[i
     The arguments and the result are those of :func:`check_onnx`, with ``path`` the TorchScript file.
     """
     loaded = torch.jit.load(str(path), map_location="cpu").eval()
-    return _compare(loaded, model, input_size, batch_sizes, atol, rtol, seed)
+    return compare(loaded, model, input_size, batch_sizes=batch_sizes, atol=atol, rtol=rtol, seed=seed)
 
 
 def require_ok(result: CheckResult, what: str) -> CheckResult:
@@ -191,8 +191,11 @@ def require_ok(result: CheckResult, what: str) -> CheckResult:
     return result
 
 
-def _compare(run: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, input_size: Sequence[int],
-             batch_sizes: Sequence[int], atol: float, rtol: float, seed: int) -> CheckResult:
+def compare(run: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, input_size: Sequence[int], *,
+            batch_sizes: Sequence[int] = CHECK_BATCH_SIZES, atol: float = ATOL, rtol: float = RTOL,
+            seed: int = 0) -> CheckResult:
+    """Run ``run`` (an artifact as a function of a batch) and ``model`` in eager fp32 on standard-normal inputs
+    of each batch size and measure the largest difference of their outputs (see :func:`check_onnx`)."""
     generator = torch.Generator().manual_seed(seed)
     max_abs, max_excess = 0.0, 0.0
     with _eval(model), torch.no_grad():
@@ -231,5 +234,5 @@ def _eval(model: nn.Module) -> Iterator[None]:
 
 
 __all__ = ["ATOL", "CHECK_BATCH_SIZES", "DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "RTOL", "CheckResult",
-           "ExportCheckError", "ExportError", "atomic_output", "check_onnx", "check_torchscript", "export_onnx",
-           "export_torchscript", "require_ok"]
+           "ExportCheckError", "ExportError", "atomic_output", "check_onnx", "check_torchscript", "compare",
+           "export_onnx", "export_torchscript", "require_ok"]
