@@ -154,7 +154,7 @@ def test_out_of_memory_is_described_with_the_way_out(exc):
 def test_out_of_memory_through_the_cli(shapes, tmp_path):
     run = tmp_path / "run"
     fault = ("import torch\nfrom densenet.engine.trainer import Trainer\n"
-             "def step(self, x, y):\n"
+             "def step(self, x, y, batch=0):\n"
              "    raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 20.00 GiB')\n"
              "Trainer._step = step")
     result = cli_with_fault(fault, "train", "--dataset", "image-folder", "--data-dir", str(shapes), "--out", str(run),
