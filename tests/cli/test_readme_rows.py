@@ -31,8 +31,15 @@ WEIGHTS = "tests/cli/test_bad_weights.py"
 MULTI = "tests/cli/test_bad_multilabel.py"
 AUGMENT = "tests/cli/test_bad_augmentation.py"
 RECIPE = "tests/cli/test_recipe.py"
+EXPORT = "tests/export/test_cli_export.py"
 
 CLI_TESTS = {
+    "`export --format openvino` with an `--output` that is not a `.xml` file":
+        f"{EXPORT}::test_an_openvino_output_that_is_no_xml_file_is_refused_before_any_work",
+    "`export --format onnx --quantize int8` with `--opset` below 13":
+        f"{EXPORT}::test_onnx_int8_below_opset_13_is_refused_before_any_work",
+    "an unknown `--backend` for `evaluate` or `predict`":
+        "tests/cli/test_backend_flags.py::test_an_unknown_backend_is_a_usage_error",
     "`--mixup` or `--cutmix` below 0, `--mix-prob`/`--mix-switch-prob` outside [0, 1]":
         f"{AUGMENT}::test_bad_mixing_and_augmentation_options",
     "an unknown `--augment`, `--ra-magnitude` outside 0 to 10, `--ra-ops 0`":
@@ -143,7 +150,7 @@ def calls_in(nodeid: str) -> set[str]:
 
 def test_every_readme_row_has_a_cli_test_or_a_reason():
     rows = readme_rows()
-    assert len(rows) == 53
+    assert len(rows) == 56
     assert set(rows) == set(CLI_TESTS) | set(API_ONLY) and not set(CLI_TESTS) & set(API_ONLY)
     for situation, nodeid in CLI_TESTS.items():
         assert nodeid in rows[situation], f"README's row {situation!r} does not name {nodeid}"
