@@ -2,7 +2,8 @@
 # Trains preset runs one after another and files each finished run's record under docs/records/runs/<name>/:
 # summary.json, config.json, metrics.jsonl, model.json, the command line and the machine (lscpu, bf16/AMX flags).
 # Usage, from the repository root:  nohup bash scripts/record-runs.sh PRESET:SEED [PRESET:SEED ...] > run.log 2>&1 &
-# PYTHON defaults to .venv/bin/python; DENSENET_DATA defaults to ../shared/data; EXTRA adds train flags.
+# PYTHON defaults to .venv/bin/python; DENSENET_DATA defaults to ../shared/data; EXTRA adds train flags;
+# RECORDS files the records elsewhere (e.g. docs/records/search/<search>) and TAG names the variant: <preset>-seed<N><TAG>.
 set -uo pipefail
 PY=${PYTHON:-.venv/bin/python}
 export DENSENET_DATA=${DENSENET_DATA:-../shared/data}
@@ -10,9 +11,9 @@ export DENSENET_DATA=${DENSENET_DATA:-../shared/data}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 for spec in "$@"; do
   preset=${spec%%:*}; seed=${spec##*:}
-  name=$preset-seed$seed
+  name=$preset-seed$seed${TAG:-}
   run=runs/records/$name
-  out=docs/records/runs/$name
+  out=${RECORDS:-docs/records/runs}/$name
   cmd="OMP_WAIT_POLICY=$OMP_WAIT_POLICY densenet train --preset $preset --seed $seed --out $run --no-progress ${EXTRA:-}"
   echo "$(date -u +%H:%M:%S) start $name: $cmd (load $(cut -d' ' -f1-3 /proc/loadavg))"
   mkdir -p "$out"

@@ -27,6 +27,7 @@ ARGV = {
     "data.normalize": ["--normalize"],
     "data.train_subset": ["--train-subset", "500"],
     "data.test_subset": ["--test-subset", "300"],
+    "data.val_split": ["--val-split", "5000"],
     "data.random_crop_padding": ["--crop-padding", "4"],
     "data.hflip": ["--hflip"],
     "data.random_erasing": ["--random-erasing", "0.25"],
@@ -85,7 +86,8 @@ EXPECTED = {
     "model.name": "densenet40_k12", "model.memory_efficient": True, "model.kwargs": {"drop_rate": 0.2},
     "model.init": "builder", "model.init_from": "/weights/densenet121.pth", "model.freeze_until": "denseblock3",
     "data.dataset": "mnist", "data.data_dir": "/data/mnist", "data.resize": 40,
-    "data.normalize": True, "data.train_subset": 500, "data.test_subset": 300, "data.random_crop_padding": 4,
+    "data.normalize": True, "data.train_subset": 500, "data.test_subset": 300, "data.val_split": 5000,
+    "data.random_crop_padding": 4,
     "data.hflip": True, "data.random_erasing": 0.25, "data.download": False, "data.labels": "/data/labels.csv",
     "data.stream": True, "data.workers": 3, "data.rrc_scale": 0.35, "data.color_jitter": 0.4, "data.lighting": 0.1,
     "data.crop_pct": 0.95, "data.interpolation": "bicubic", "data.keep_aspect": False, "data.strict": True,
@@ -115,7 +117,7 @@ def parse(*argv: str):
 
 def test_every_field_has_a_flag_that_sets_it():
     fields = all_fields()
-    assert len(fields) == 65 and fields == [c.field for c in config_flags()]
+    assert len(fields) == 66 and fields == [c.field for c in config_flags()]
     assert set(ARGV) == set(fields)  # a new field needs an entry in ARGV (and so a flag)
     options = build_parser()._subparsers._group_actions[0].choices["train"]._option_string_actions
     for name in fields:

@@ -107,6 +107,31 @@ def test_subset_is_balanced_and_deterministic(fmnist_dir: Path) -> None:
     assert test.subset(len(test)) is test
 
 
+def test_split_holds_out_the_subset_and_keeps_the_rest(fmnist_dir: Path) -> None:
+    test = load_dataset("fashion-mnist", "test", fmnist_dir)
+    rest, held = test.split(1000, seed=3)
+    assert torch.equal(held.images, test.subset(1000, seed=3).images)
+    assert (len(rest), len(held)) == (9000, 1000) and torch.bincount(held.labels).tolist() == [100] * 10
+    assert torch.bincount(rest.labels).tolist() == [900] * 10
+    # Each picture carries its own index in two pixels, so the parts can be checked exactly.
+    index = torch.arange(1000)
+    images = torch.stack([index // 256, index % 256], 1).to(torch.uint8).view(1000, 1, 1, 2)
+    ds = ImageDataset(images, index % 10, list("abcdefghij"), (0.5,), (0.5,), "x")
+    rest, held = ds.split(300, seed=7)
+    ids = lambda part: (part.images[:, 0, 0, 0].long() * 256 + part.images[:, 0, 0, 1].long()).tolist()  # noqa: E731
+    assert sorted(ids(rest) + ids(held)) == list(range(1000)) and ids(rest) == sorted(ids(rest))
+    assert ids(held) == ids(ds.subset(300, seed=7)) and torch.equal(rest.labels, torch.tensor(ids(rest)) % 10)
+
+
+def test_split_needs_both_sides() -> None:
+    ds = ImageDataset(torch.zeros(5, 1, 2, 2, dtype=torch.uint8), torch.arange(5), list("abcde"), (0.5,), (0.5,), "x")
+    for n in (0, 5):
+        with pytest.raises(ConfigError, match=f"cannot hold out {n} of the 5 examples of x"):
+            ds.split(n)
+    rest, held = ds.split(2, seed=1)
+    assert sorted(rest.labels.tolist() + held.labels.tolist()) == [0, 1, 2, 3, 4]
+
+
 def test_subset_too_large() -> None:
     ds = ImageDataset(torch.zeros(5, 1, 2, 2, dtype=torch.uint8), torch.arange(5), list("abcde"), (0.5,), (0.5,), "x")
     with pytest.raises(ConfigError, match="subset of 6 examples from x, which has 5"):

@@ -85,6 +85,27 @@ class ImageDataset:
                               f"choose a size between 1 and {len(self)}.")
         if n == len(self):
             return self
+        return self._take(self._balanced_draw(n, seed))
+
+    def split(self, n: int, seed: int = 0) -> tuple[ImageDataset, ImageDataset]:
+        """Hold out a class-balanced draw of ``n`` examples: ``(the rest, the held-out n)``.
+
+        The held-out part is exactly :meth:`subset` ``(n, seed)``; the two parts are disjoint and
+        together hold every example once, each in its original order.
+
+        Raises:
+            ConfigError: ``n`` leaves no example on either side.
+        """
+        if not 1 <= n < len(self):
+            raise ConfigError(f"cannot hold out {n} of the {len(self)} examples of {self.name}; "
+                              f"choose a size between 1 and {len(self) - 1}.")
+        held = self._balanced_draw(n, seed)
+        keep = torch.ones(len(self), dtype=torch.bool)
+        keep[held] = False
+        return self._take(keep.nonzero().squeeze(1)), self._take(held)
+
+    def _balanced_draw(self, n: int, seed: int) -> torch.Tensor:
+        """The sorted indices of :meth:`subset`'s draw."""
         generator = torch.Generator().manual_seed(seed)
         perm = torch.randperm(len(self), generator=generator)
         labels = self.labels[perm]
@@ -95,8 +116,10 @@ class ImageDataset:
         starts = torch.cumsum(counts, 0) - counts
         rank = torch.empty_like(labels)
         rank[order] = torch.arange(len(self)) - starts[labels[order]]
-        chosen = perm[torch.argsort(rank, stable=True)[:n]].sort().values
-        return replace(self, images=self.images[chosen], labels=self.labels[chosen])
+        return perm[torch.argsort(rank, stable=True)[:n]].sort().values
+
+    def _take(self, index: torch.Tensor) -> ImageDataset:
+        return replace(self, images=self.images[index], labels=self.labels[index])
 
 
 def dataset_names() -> list[str]:

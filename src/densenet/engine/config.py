@@ -114,6 +114,7 @@ class DataArgs:
     normalize: bool = False  # subtract the dataset mean / divide by std (the textbook does not)
     train_subset: PositiveInt | None = None  # train on a seeded, class-balanced draw of N training images
     test_subset: PositiveInt | None = None  # test on a seeded, class-balanced draw of N test images
+    val_split: PositiveInt | None = None  # hold out N training images (the same for every seed), evaluate on them
     random_crop_padding: int = 0  # CIFAR-style random crop with this zero padding (0 = off)
     hflip: bool | None = None  # random horizontal flip; unset: on for photos (image-folder, csv), off otherwise
     random_erasing: float = 0.0  # probability of random erasing per image (0 = off)
@@ -154,6 +155,12 @@ class DataArgs:
         _check(self.rrc_scale <= 1, f"data.rrc_scale is an area fraction in (0, 1], got {self.rrc_scale}")
         _check(self.crop_pct <= 1, f"data.crop_pct is a fraction in (0, 1], got {self.crop_pct}")
         _check(self.color_jitter >= 0 and self.lighting >= 0, "data.color_jitter and data.lighting must be >= 0")
+        _check(self.val_split is None or self.test_subset is None,
+               "--val-split evaluates on images held out of the training set and never reads the test set, so "
+               "--test-subset has nothing to act on; drop one of them")
+        _check(self.val_split is None or self.dataset not in ("image-folder", "csv"),
+               f"--val-split holds out images of a built-in dataset (fashion-mnist, mnist, cifar-10, cifar-100); "
+               f"for {self.dataset}, keep a validation collection of its own and pass it as the test split")
         _check(self.dataset != "csv" or bool(self.labels), "--dataset csv needs --labels FILE.csv (and --data-dir)")
 
     @property

@@ -38,7 +38,9 @@ CSV = "csv"
 PHOTO_DATASETS = (IMAGE_FOLDER, CSV)
 # A photo split is held in memory when its decoded pictures take at most this fraction of the available memory.
 MEMORY_FRACTION = 0.25
-BUDGET_ENV = "DENSENET_MEMORY_BUDGET"  # bytes (suffixes K, M, G allowed): overrides the fraction, e.g. for tests
+BUDGET_ENV = "DENSENET_MEMORY_BUDGET"
+# The held-out validation draw does not follow --seed, so every configuration of a search meets the same images.
+VAL_SEED = 20  # bytes (suffixes K, M, G allowed): overrides the fraction, e.g. for tests
 
 
 @dataclass
@@ -56,6 +58,7 @@ class TrainData:
     num_test: int
     paths: dict[str, str] = field(default_factory=dict)  # split -> "memory" or "stream"
     train_targets: torch.Tensor | None = None  # the whole training split's (N,) classes or (N, C) 0/1 rows
+    eval_split: str = "test"  # what the evaluation loader holds: "test", or "validation" (held out of train)
 
     @property
     def num_classes(self) -> int:
@@ -84,6 +87,7 @@ class TrainData:
             "data_wait_s": round(self.data_wait_s(), 3),
             "data_wait_per_step_s": round(self.data_wait_s() / max(steps, 1), 6),
             "data_paths": self.paths,
+            "eval_split": self.eval_split,
             # Each rank skips the unreadable pictures its shards hold; a picture may visit several ranks over epochs.
             "bad_files": len(union_over_ranks(set(self.bad_files()), ctx)),
         }
@@ -118,7 +122,7 @@ def build_data(config: TrainConfig, ctx: DistContext, log: Callable[[str], None]
     if config.data.multi_label:
         raise ConfigError(f"--multi-label needs a label file with several labels per picture (--dataset csv "
                           f"--labels FILE.csv); {config.data.dataset} has one class per image")
-    train, test = load_split(config, "train", log, progress), load_split(config, "test", log, progress)
+    train, test, eval_split = _train_and_eval(config, log, progress)
     run, d = config.run, config.data
     common = dict(device=ctx.device, normalize=d.normalize)
     targets = torch.as_tensor(train.labels, dtype=torch.int64)
@@ -128,7 +132,30 @@ def build_data(config: TrainConfig, ctx: DistContext, log: Callable[[str], None]
     # The test set is split into contiguous shards with no padding, so each image counts once.
     test_loader = BatchLoader(_shard(test, ctx), max(run.batch_size, 256), shuffle=False, **common)
     return TrainData(train_loader, test_loader, train.classes, train.channels, train.image_size, train.mean, train.std,
-                     len(train), len(test), {"train": "memory", "test": "memory"}, targets)
+                     len(train), len(test), {"train": "memory", "test": "memory"}, targets, eval_split)
+
+
+def _train_and_eval(config: TrainConfig, log: Callable[[str], None] | None,
+                    progress: bool) -> tuple[ImageDataset, ImageDataset, str]:
+    """The training split and the split evaluated each epoch: the test set, or with ``--val-split N`` a
+    class-balanced draw of N training images held out (the same draw for every seed; the test set is not read)."""
+    n = config.data.val_split
+    if n is None:
+        return load_split(config, "train", log, progress), load_split(config, "test", log, progress), "test"
+    full = load_split(dataclasses.replace(config, data=dataclasses.replace(config.data, train_subset=None)),
+                      "train", log, progress)
+    if n >= len(full):
+        raise ConfigError(f"--val-split {n} holds out at least the whole training set ({len(full)} images); "
+                          f"choose a size below {len(full)}, such as {len(full) // 10}")
+    train, val = full.split(n, seed=VAL_SEED)
+    if config.data.train_subset is not None:
+        if config.data.train_subset > len(train):
+            raise ConfigError(f"--train-subset {config.data.train_subset} is larger than the {len(train)} training "
+                              f"images left after --val-split {n}")
+        train = train.subset(config.data.train_subset, seed=config.run.seed)
+    if log:
+        log(f"validation: {len(val)} training images held out and evaluated each epoch; the test set is not read")
+    return train, val, "validation"
 
 
 def _sampler(targets: torch.Tensor, num_classes: int, config: TrainConfig,
