@@ -385,9 +385,9 @@ class Trainer:
         if partial is not None:
             what += f" and {partial.batches} batches of epoch {partial.epoch}"
         return (f"{what}: {cfg.model.name} on {cfg.data.dataset} ({self.data.num_train} train / "
-                f"{self.data.num_test} {self.data.eval_split} images at {self.data.image_size}px), {cfg.run.epochs} epochs, "
-                f"batch {cfg.run.batch_size}{self._recipe()}, lr {cfg.optim.lr}, {self.ctx.device}, "
-                f"precision {p.precision}, "
+                f"{self.data.num_test} {self.data.eval_split} images at {self.data.image_size}px), "
+                f"{cfg.run.epochs} epochs, batch {cfg.run.batch_size}{self._recipe()}, lr {cfg.optim.lr}, "
+                f"{self.ctx.device}, precision {p.precision}, "
                 f"channels_last {p.channels_last}, compile {p.compile}, world size {self.ctx.world_size}")
 
     def _recipe(self) -> str:
