@@ -1,68 +1,19 @@
-"""The generated blocks of README.md and BENCHMARKS.md, each rendered from its record (see tests/figures.py)."""
+"""The generated blocks of README.md and BENCHMARKS.md, each rendered from its record (see tests/figures.py);
+the run records' renderers live in tests/figure_runs.py."""
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-RUNS = {  # generated block -> the run record it renders (scripts/record-runs.sh PRESET:SEED files them)
-    "seed-run": "docs/records/runs/d2l-fashion-mnist-seed0",
-    "recommended-run": "docs/records/runs/densenet-fashion-mnist-seed0",
-}
+from tests.figure_runs import RUNS, fashion_mnist_table, long_runs, long_search, run_record
+from tests.figure_runs import read_json as _json
+from tests.figure_runs import read_lscpu as _lscpu
+
 BENCH = "docs/records/bench"
-RUN_FILES = ("summary.json", "metrics.jsonl", "lscpu.txt", "command.txt")
-
-
-def _json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
-
-
-def _lscpu(path: Path) -> dict[str, str]:
-    """``lscpu.txt`` as written by scripts/record-runs.sh: ``Key: value`` lines."""
-    fields = (line.split(":", 1) for line in path.read_text().splitlines() if ":" in line)
-    return {key.strip(): value.strip() for key, value in fields}
-
-
-def placeholder(record: str) -> str:
-    """What a run's block holds until its record has a ``summary.json``."""
-    return (f"No run of this preset has a committed record yet; its record will land in `{record}/` "
-            "(issue #18).\n")
-
-
-def run_record(root: Path, record: str) -> str:
-    """A run record's header line and per-epoch table; the placeholder while the run has no ``summary.json``.
-
-    Args:
-        root: The repository root.
-        record: The record folder, relative to ``root``.
-
-    Raises:
-        FileNotFoundError: The record has ``summary.json`` but lacks another file of ``RUN_FILES``.
-    """
-    run = root / record
-    if not (run / "summary.json").exists():
-        return placeholder(record)
-    missing = [name for name in RUN_FILES if not (run / name).exists()]
-    if missing:
-        raise FileNotFoundError(f"{run} has summary.json but lacks {', '.join(missing)}; file the record again "
-                                "with scripts/record-runs.sh")
-    summary = _json(run / "summary.json")
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    cpu = _lscpu(run / "lscpu.txt")
-    command = (run / "command.txt").read_text().splitlines()[0].strip()
-    compiled = "compiled" if summary["compiled"] else "not compiled"
-    lines = [f"`{command}` on {cpu['Model name']}, {cpu['CPU(s)']} CPUs (bf16/AMX flags: {cpu['bf16/AMX flags']}), "
-             f"{summary['precision']}, {compiled}, {summary['threads']} thread(s): final test accuracy "
-             f"**{summary['test_acc']:.3f}**, total time {summary['elapsed_s']:.1f} s "
-             f"({summary['elapsed_s'] / 60:.1f} min).", "",
-             "| epoch | loss | train acc | test acc | examples/s |", "|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['epoch']} | {r['loss']:.3f} | {r['train_acc']:.3f} | {r['test_acc']:.3f} | "
-              f"{r['examples_per_sec']:.1f} |" for r in rows]
-    return "\n".join(lines) + "\n"
 
 
 def d2l_summary() -> str:
@@ -271,6 +222,7 @@ def chexnet_example(record: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+
 def renderers(root: Path) -> dict[str, tuple[str, Callable[[], str]]]:
     """Every generated block: its name -> (the doc that holds it, what renders it from its record)."""
     bench = root / BENCH
@@ -285,5 +237,8 @@ def renderers(root: Path) -> dict[str, tuple[str, Callable[[], str]]]:
         "amx-malloc": ("BENCHMARKS.md", lambda: amx_malloc(bench)),
         "backends-1thread": ("BENCHMARKS.md", lambda: backends_1thread(one)),
         "backends-2threads": ("BENCHMARKS.md", lambda: backends_2threads(two, one)),
+        "long-search": ("README.md", lambda: long_search(root)),
+        "long-runs": ("README.md", lambda: long_runs(root)),
+        "fashion-mnist-table": ("README.md", lambda: fashion_mnist_table(root)),
         "chexnet-example": ("README.md", lambda: chexnet_example(root / "docs" / "records" / "chexnet-example")),
     }

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.figure_blocks import RUNS, placeholder, renderers, run_record
+from tests.figure_blocks import renderers
+from tests.figure_runs import RUNS, placeholder, run_record
 from tests.figures import (
     DOCS,
     REPO,

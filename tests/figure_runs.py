@@ -1,0 +1,171 @@
+"""The generated blocks of README.md rendered from run records: one run's epochs, the long preset's search and runs,
+and the Fashion-MNIST comparison table (see tests/figures.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+RUNS = {  # generated block -> the run record it renders (scripts/record-runs.sh PRESET:SEED files them)
+    "seed-run": "docs/records/runs/d2l-fashion-mnist-seed0",
+    "recommended-run": "docs/records/runs/densenet-fashion-mnist-seed0",
+}
+RUN_FILES = ("summary.json", "metrics.jsonl", "lscpu.txt", "command.txt")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def read_lscpu(path: Path) -> dict[str, str]:
+    """``lscpu.txt`` as written by scripts/record-runs.sh: ``Key: value`` lines."""
+    fields = (line.split(":", 1) for line in path.read_text().splitlines() if ":" in line)
+    return {key.strip(): value.strip() for key, value in fields}
+
+
+def placeholder(record: str) -> str:
+    """What a run's block holds until its record has a ``summary.json``."""
+    return (f"No run of this preset has a committed record yet; its record will land in `{record}/` "
+            "(issue #18).\n")
+
+
+def run_record(root: Path, record: str) -> str:
+    """A run record's header line and per-epoch table; the placeholder while the run has no ``summary.json``.
+
+    Args:
+        root: The repository root.
+        record: The record folder, relative to ``root``.
+
+    Raises:
+        FileNotFoundError: The record has ``summary.json`` but lacks another file of ``RUN_FILES``.
+    """
+    run = root / record
+    if not (run / "summary.json").exists():
+        return placeholder(record)
+    missing = [name for name in RUN_FILES if not (run / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"{run} has summary.json but lacks {', '.join(missing)}; file the record again "
+                                "with scripts/record-runs.sh")
+    summary = read_json(run / "summary.json")
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    cpu = read_lscpu(run / "lscpu.txt")
+    command = (run / "command.txt").read_text().splitlines()[0].strip()
+    compiled = "compiled" if summary["compiled"] else "not compiled"
+    lines = [f"`{command}` on {cpu['Model name']}, {cpu['CPU(s)']} CPUs (bf16/AMX flags: {cpu['bf16/AMX flags']}), "
+             f"{summary['precision']}, {compiled}, {summary['threads']} thread(s): final test accuracy "
+             f"**{summary['test_acc']:.3f}**, total time {summary['elapsed_s']:.1f} s "
+             f"({summary['elapsed_s'] / 60:.1f} min).", "",
+             "| epoch | loss | train acc | test acc | examples/s |", "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['epoch']} | {r['loss']:.3f} | {r['train_acc']:.3f} | {r['test_acc']:.3f} | "
+              f"{r['examples_per_sec']:.1f} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+
+SEARCH = "docs/records/search/long"  # issue 22's recipe search: scripts/long-search.sh files one record per variant
+LONG_RUNS = "docs/records/runs"  # the long preset's final runs: densenet-fashion-mnist-long-seed<N>/
+
+
+def _started(run: Path) -> str:
+    """The start time scripts/record-runs.sh wrote on command.txt's second line."""
+    return (run / "command.txt").read_text().splitlines()[1].split(",")[0].removeprefix("started ")
+
+
+def _machine(run: Path) -> str:
+    cpu = read_lscpu(run / "lscpu.txt")
+    return f"{cpu['Model name']}, {cpu['CPU(s)']} CPUs (bf16/AMX flags: {cpu['bf16/AMX flags']})"
+
+
+def _finished(root: Path, folder: str, prefix: str) -> list[Path]:
+    """The finished run records under ``folder`` whose name starts with ``prefix``, in the order they started."""
+    runs = [p for p in sorted((root / folder).glob(f"{prefix}*")) if (p / "summary.json").exists()]
+    return sorted(runs, key=_started)
+
+
+def long_search(root: Path) -> str:
+    """The recipe search of the long preset: every variant tried and its validation accuracy."""
+    runs = _finished(root, SEARCH, "densenet-fashion-mnist-seed")
+    if not runs:
+        return f"The search has no finished record yet; its records land in `{SEARCH}/`.\n"
+    lines = ["| variant | flags added to `densenet-fashion-mnist` | epochs | val acc, raw weights | val acc, EMA | "
+             "min |", "|---|---|---:|---:|---:|---:|"]
+    for run in runs:
+        summary = read_json(run / "summary.json")
+        if summary["eval_split"] != "validation":
+            raise ValueError(f"{run}: a search run evaluates on its validation split, not on {summary['eval_split']}")
+        flags = (run / "command.txt").read_text().splitlines()[0].split("--no-progress", 1)[1].strip()
+        lines.append(f"| `{run.name.split('seed0', 1)[1] or 'base'}` | `{flags}` | {summary['epochs']} | "
+                     f"{summary['test_acc']:.4f} | {summary.get('ema_test_acc', float('nan')):.4f} | "
+                     f"{summary['elapsed_s'] / 60:.1f} |")
+    lines += ["", f"Every run on {_machine(runs[0])}, {read_json(runs[0] / 'summary.json')['precision']}, compiled; "
+              "accuracies are of the last epoch on the 5,000 held-out training images."]
+    return "\n".join(lines) + "\n"
+
+
+def long_runs(root: Path) -> str:
+    """The long preset's final runs on the test set: one row per seed, then their mean and spread."""
+    runs = _finished(root, LONG_RUNS, "densenet-fashion-mnist-long-seed")
+    if not runs:
+        return "No run of the long preset has a committed record yet.\n"
+    lines = ["| seed | test acc, EMA weights | test acc, raw weights | epochs | time | machine |",
+             "|---:|---:|---:|---:|---:|---|"]
+    accs = []
+    for run in runs:
+        summary, config = read_json(run / "summary.json"), read_json(run / "config.json")
+        accs.append(summary["ema_test_acc"])
+        lines.append(f"| {config['run']['seed']} | **{summary['ema_test_acc']:.4f}** | {summary['test_acc']:.4f} | "
+                     f"{summary['epochs']} | {summary['elapsed_s'] / 60:.1f} min | {_machine(run)}, "
+                     f"{summary['precision']} |")
+    mean = sum(accs) / len(accs)
+    if len(accs) > 1:
+        std = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5
+        lines += ["", f"Mean over {len(accs)} seeds: **{mean:.4f} ± {std:.4f}** (sample standard deviation)."]
+    else:
+        lines += ["", f"One seed so far ({mean:.4f}); the goal is a mean over at least two."]
+    return "\n".join(lines) + "\n"
+
+
+# The published rows beside ours: (classifier, parameters, budget, test accuracy, source). Quoted, not measured.
+PUBLISHED_FASHION_MNIST = (
+    ("Fashion-MNIST benchmark: DenseNet-BC", "768K", "not stated; mean/std, random crops and flips", "0.954",
+     "zalandoresearch/fashion-mnist README, benchmark table (@ajbrock)"),
+    ("Fashion-MNIST benchmark, best entry: WRN-40-4", "8.9M", "not stated; mean/std, random crops and flips",
+     "0.967", "the same table"),
+    ("ResNet-18 on the textbook's setup", "—", "10 epochs at 96 px, on a V100", "0.893",
+     "d2l build, as quoted in `../shared/seed/README.md`"),
+)
+OUR_PRESETS = (("d2l-fashion-mnist", "test_acc"), ("densenet-fashion-mnist", "test_acc"),
+               ("densenet-fashion-mnist-long", "ema_test_acc"))
+
+
+def _spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f} (1 seed)"
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.4f} ± {std:.4f} ({len(values)} seeds)"
+
+
+def fashion_mnist_table(root: Path) -> str:
+    """Our presets' recorded test accuracies beside the published rows they are compared with."""
+    lines = ["| classifier | parameters | budget per run | test accuracy | source |", "|---|---:|---|---:|---|"]
+    for preset, key in OUR_PRESETS:
+        runs = _finished(root, LONG_RUNS, f"{preset}-seed")
+        runs = [r for r in runs if r.name.removeprefix(f"{preset}-seed").isdigit()]  # not the long preset's runs
+        if not runs:
+            lines.append(f"| `{preset}` | 758,226 | — | not run yet | — |")
+            continue
+        summaries = [read_json(r / "summary.json") for r in runs]
+        minutes = [s["elapsed_s"] / 60 for s in summaries]
+        epochs, size = summaries[0]["epochs"], read_json(runs[0] / "config.json")["data"]["resize"]
+        machines = sorted({f"{read_lscpu(r / 'lscpu.txt')['Model name']}, {s['precision']}"
+                           for r, s in zip(runs, summaries)})
+        low, high = f"{min(minutes):.1f}", f"{max(minutes):.1f}"
+        took = f"{low} min" if low == high else f"{low}–{high} min"
+        lines.append(f"| `{preset}` (d2l_densenet) | {summaries[0]['params']:,} | {epochs} epochs at {size} px, "
+                     f"{took} on {'; '.join(machines)} | "
+                     f"**{_spread([s[key] for s in summaries])}** | `{LONG_RUNS}/{preset}-seed*/` |")
+    lines += [f"| {name} | {params} | {budget} | {acc} | {source} |"
+              for name, params, budget, acc, source in PUBLISHED_FASHION_MNIST]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,73 @@
+"""The run records' blocks: the long preset's search, its runs' mean and spread, and the comparison table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.figure_runs import LONG_RUNS, SEARCH, fashion_mnist_table, long_runs, long_search
+
+LSCPU = ("CPU(s):  2\nModel name:   Intel Xeon\nFlags:  fpu amx_bf16\nbf16/AMX flags: amx_bf16 amx_int8 avx512_bf16\n")
+
+
+def record(folder: Path, started: str, summary: dict, flags: str = "", seed: int = 0, resize: int = 64) -> Path:
+    folder.mkdir(parents=True)
+    base = {"epochs": 8, "precision": "bf16", "elapsed_s": 780.0, "params": 758226, "eval_split": "validation"}
+    (folder / "summary.json").write_text(json.dumps({**base, **summary}))
+    (folder / "config.json").write_text(json.dumps({"run": {"seed": seed}, "data": {"resize": resize}}))
+    (folder / "lscpu.txt").write_text(LSCPU)
+    (folder / "command.txt").write_text(f"densenet train --preset p --seed {seed} --out x --no-progress {flags}\n"
+                                        f"started {started}, finished later, exit 0, git abc\n")
+    return folder
+
+
+def test_the_search_table_lists_every_variant_in_the_order_it_ran(tmp_path):
+    root = tmp_path / SEARCH
+    record(root / "densenet-fashion-mnist-seed0-crop-erase", "2026-12-01T23:00:00Z",
+           {"test_acc": 0.9402, "ema_test_acc": 0.9431}, "--val-split 5000 --crop-padding 4 --random-erasing 0.25")
+    record(root / "densenet-fashion-mnist-seed0-crop", "2026-12-01T22:30:00Z",
+           {"test_acc": 0.9388, "ema_test_acc": 0.9410}, "--val-split 5000 --crop-padding 4")
+    rows = long_search(tmp_path).splitlines()
+    assert rows[2] == "| `-crop` | `--val-split 5000 --crop-padding 4` | 8 | 0.9388 | 0.9410 | 13.0 |"
+    assert rows[3].startswith("| `-crop-erase` | `--val-split 5000 --crop-padding 4 --random-erasing 0.25` | 8 | "
+                              "0.9402")
+    assert "Every run on Intel Xeon, 2 CPUs (bf16/AMX flags: amx_bf16 amx_int8 avx512_bf16), bf16" in rows[-1]
+
+
+def test_a_search_run_that_read_the_test_set_is_refused(tmp_path):
+    record(tmp_path / SEARCH / "densenet-fashion-mnist-seed0-x", "2026-12-01T22:30:00Z",
+           {"test_acc": 0.95, "eval_split": "test"})
+    with pytest.raises(ValueError, match="evaluates on its validation split, not on test"):
+        long_search(tmp_path)
+
+
+def test_the_long_runs_give_each_seed_and_the_mean_with_its_sample_spread(tmp_path):
+    root = tmp_path / LONG_RUNS
+    assert long_runs(tmp_path) == "No run of the long preset has a committed record yet.\n"
+    record(root / "densenet-fashion-mnist-long-seed0", "2026-12-02T00:00:00Z",
+           {"test_acc": 0.9541, "ema_test_acc": 0.9550, "epochs": 45, "elapsed_s": 4500.0, "eval_split": "test"})
+    assert "One seed so far (0.9550)" in long_runs(tmp_path)
+    record(root / "densenet-fashion-mnist-long-seed1", "2026-12-02T02:00:00Z",
+           {"test_acc": 0.9555, "ema_test_acc": 0.9570, "epochs": 45, "elapsed_s": 4620.0, "eval_split": "test"},
+           seed=1)
+    lines = long_runs(tmp_path).splitlines()
+    assert lines[2].startswith("| 0 | **0.9550** | 0.9541 | 45 | 75.0 min | Intel Xeon, 2 CPUs")
+    assert lines[3].startswith("| 1 | **0.9570** | 0.9555 | 45 | 77.0 min |")
+    # mean 0.9560; sample std sqrt(2 * 0.001^2 / 1) = 0.0014
+    assert lines[-1] == "Mean over 2 seeds: **0.9560 ± 0.0014** (sample standard deviation)."
+
+
+def test_the_comparison_table_keeps_each_preset_to_its_own_runs(tmp_path):
+    root = tmp_path / LONG_RUNS
+    record(root / "densenet-fashion-mnist-seed0", "2026-12-01T10:00:00Z", {"test_acc": 0.9367, "epochs": 10})
+    record(root / "densenet-fashion-mnist-seed1", "2026-12-01T12:00:00Z", {"test_acc": 0.9385, "epochs": 10}, seed=1)
+    record(root / "densenet-fashion-mnist-long-seed0", "2026-12-02T00:00:00Z",
+           {"test_acc": 0.9541, "ema_test_acc": 0.9550, "epochs": 45, "elapsed_s": 4500.0})
+    rows = {line.split(" | ")[0].strip("| `"): line for line in fashion_mnist_table(tmp_path).splitlines()[2:]}
+    assert "**0.9376 ± 0.0013 (2 seeds)**" in rows["densenet-fashion-mnist` (d2l_densenet)"]
+    assert "10 epochs at 64 px, 13.0 min on Intel Xeon, bf16" in rows["densenet-fashion-mnist` (d2l_densenet)"]
+    assert "**0.9550 (1 seed)**" in rows["densenet-fashion-mnist-long` (d2l_densenet)"]
+    assert "not run yet" in rows["d2l-fashion-mnist"]
+    assert "| 0.954 |" in rows["Fashion-MNIST benchmark: DenseNet-BC"]
