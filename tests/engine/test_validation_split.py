@@ -43,6 +43,7 @@ def test_a_run_with_a_validation_split_never_reads_the_test_set_and_says_so(fash
     assert "loading fashion-mnist train split" in log and "test split" not in log
     assert "validation: 500 training images held out and evaluated each epoch; the test set is not read" in log
     assert "(1000 train / 500 validation images at 32px)" in log
+    assert "epoch 2/2: loss" in log and ", val acc 0." in log and "test acc" not in log
     summary = json.loads((run / "summary.json").read_text())
     assert summary["eval_split"] == "validation" and summary["test_acc"] > 0.4  # chance is 0.1
     assert json.loads((run / "config.json").read_text())["data"]["val_split"] == 500

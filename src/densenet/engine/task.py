@@ -65,6 +65,7 @@ class Task:
     multilabel: bool
     loss: LossFn
     mixed: bool = False  # Mixup/CutMix: the targets the loss sees are soft (densenet.engine.mix)
+    evaluated: str = "test"  # what the log calls the split evaluated each epoch: "test", or "val" (--val-split)
 
     @property
     def train_accuracy(self) -> bool:
@@ -92,10 +93,10 @@ class Task:
     def describe(self, row: dict[str, Any]) -> str:
         """The epoch's figures for the log line."""
         if self.multilabel:
-            return (f"loss {row['loss']:.3f}, test mean AUROC {_figure(row['test_mean_auroc'])}, "
-                    f"test mAP {_figure(row['test_map'])}")
+            return (f"loss {row['loss']:.3f}, {self.evaluated} mean AUROC {_figure(row['test_mean_auroc'])}, "
+                    f"{self.evaluated} mAP {_figure(row['test_map'])}")
         train = "" if row["train_acc"] is None else f", train acc {row['train_acc']:.3f}"
-        return f"loss {row['loss']:.3f}{train}, test acc {row['test_acc']:.3f}"
+        return f"loss {row['loss']:.3f}{train}, {self.evaluated} acc {row['test_acc']:.3f}"
 
 
 def _figure(value: float | None) -> str:
@@ -106,4 +107,4 @@ def make_task(config: TrainConfig, train_targets: torch.Tensor, num_classes: int
               log: Callable[[str], None]) -> Task:
     """The run's :class:`Task`, with its loss (see :func:`make_loss`)."""
     return Task(train_targets.dim() == 2, make_loss(config, train_targets, num_classes, device, log),
-                mixed=config.data.mixing)
+                mixed=config.data.mixing, evaluated="test" if config.data.val_split is None else "val")
