@@ -88,27 +88,38 @@ def run_experiments(name: str, out: str | Path, *, scale: str = "cpu", seeds: in
         exp = EXPERIMENTS[n]
         plot = str(out / f"{n}.png")
         if from_records:
-            old = stored[n]
-            log(f"{exp.title}: re-rendering from the {len(old['records'])} records in {out / (n + '.json')}")
-            # Each report keeps the --jobs it was measured with (they differ between experiments), so one
-            # `all --from-records` redraws them all; it is spelled out in its command and conditions.
-            measured_sweep = dataclasses.replace(sweep, jobs=old.get("jobs", jobs))
-            outcome = exp.analyze(measured_sweep, seeds, old["records"], plot)
-            measured = {"machine": old["machine"], "date": old["date"], "wall_seconds": old["wall_seconds"],
-                        "train_threads": stored_train_threads(old, measured_sweep.jobs) if device == "cpu" else None}
-            report = _report(exp, outcome, measured_sweep, seeds, out, measured)
+            outcome, report = _rerender(exp, n, sweep, seeds, out, stored[n], plot, log)
         else:
-            log(f"{exp.title} [{sc.name} scale, {sweep.dataset}, {seeds} seeds]")
-            start = time.perf_counter()
-            outcome = exp.run(sweep, seeds, plot)
-            measured = {"machine": machine(), "date": datetime.date.today().isoformat(),
-                        "wall_seconds": round(time.perf_counter() - start, 1), "train_threads": sweep.train_threads}
-            report = _report(exp, outcome, sweep, seeds, out, measured)
+            outcome, report = _measure(exp, sweep, seeds, out, plot, log)
         _write(out, report, outcome)
         write_readme(out)  # after each experiment, so a long `all` leaves a readable report at every stage
         log(f"Verdict: {outcome.verdict}")
         reports.append(report)
     return reports
+
+
+def _rerender(exp: Experiment, name: str, sweep: Sweep, seeds: int, out: Path, old: dict[str, Any], plot: str,
+              log: Log) -> tuple[Outcome, dict[str, Any]]:
+    """One experiment's outcome and report from its stored records, keeping when, where and how it was measured."""
+    log(f"{exp.title}: re-rendering from the {len(old['records'])} records in {out / (name + '.json')}")
+    # Each report keeps the --jobs it was measured with (they differ between experiments), so one
+    # `all --from-records` redraws them all; it is spelled out in its command and conditions.
+    measured_sweep = dataclasses.replace(sweep, jobs=old.get("jobs", sweep.jobs))
+    outcome = exp.analyze(measured_sweep, seeds, old["records"], plot)
+    measured = {"machine": old["machine"], "date": old["date"], "wall_seconds": old["wall_seconds"],
+                "train_threads": stored_train_threads(old, measured_sweep.jobs) if sweep.device == "cpu" else None}
+    return outcome, _report(exp, outcome, measured_sweep, seeds, out, measured)
+
+
+def _measure(exp: Experiment, sweep: Sweep, seeds: int, out: Path, plot: str,
+             log: Log) -> tuple[Outcome, dict[str, Any]]:
+    """One experiment trained and timed now: its outcome and report."""
+    log(f"{exp.title} [{sweep.scale.name} scale, {sweep.dataset}, {seeds} seeds]")
+    start = time.perf_counter()
+    outcome = exp.run(sweep, seeds, plot)
+    measured = {"machine": machine(), "date": datetime.date.today().isoformat(),
+                "wall_seconds": round(time.perf_counter() - start, 1), "train_threads": sweep.train_threads}
+    return outcome, _report(exp, outcome, sweep, seeds, out, measured)
 
 
 def _command(name: str, sweep: Sweep, seeds: int, out: Path) -> str:
