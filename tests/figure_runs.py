@@ -103,26 +103,29 @@ def long_search(root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def headline(run: Path) -> str:
+    """The summary key of the accuracy a run's preset ships: its EMA weights' when it trains with ``--ema``."""
+    return "ema_test_acc" if read_json(run / "config.json")["optim"].get("ema") else "test_acc"
+
+
 def long_runs(root: Path) -> str:
     """The long preset's final runs on the test set: one row per seed, then their mean and spread."""
     runs = _finished(root, LONG_RUNS, "densenet-fashion-mnist-long-seed")
     if not runs:
         return "No run of the long preset has a committed record yet.\n"
-    lines = ["| seed | test acc, EMA weights | test acc, raw weights | epochs | time | machine |",
-             "|---:|---:|---:|---:|---:|---|"]
+    lines = ["| seed | test acc | weights | epochs | time | machine |", "|---:|---:|---|---:|---:|---|"]
     accs = []
     for run in runs:
         summary, config = read_json(run / "summary.json"), read_json(run / "config.json")
-        accs.append(summary["ema_test_acc"])
-        lines.append(f"| {config['run']['seed']} | **{summary['ema_test_acc']:.4f}** | {summary['test_acc']:.4f} | "
-                     f"{summary['epochs']} | {summary['elapsed_s'] / 60:.1f} min | {_machine(run)}, "
+        key = headline(run)
+        accs.append(summary[key])
+        lines.append(f"| {config['run']['seed']} | **{summary[key]:.4f}** | {'EMA' if key != 'test_acc' else 'raw'}, "
+                     f"last epoch | {summary['epochs']} | {summary['elapsed_s'] / 60:.1f} min | {_machine(run)}, "
                      f"{summary['precision']} |")
-    mean = sum(accs) / len(accs)
     if len(accs) > 1:
-        std = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5
-        lines += ["", f"Mean over {len(accs)} seeds: **{mean:.4f} ± {std:.4f}** (sample standard deviation)."]
+        lines += ["", f"Mean over {len(accs)} seeds: **{_spread(accs, counted=False)}** (sample standard deviation)."]
     else:
-        lines += ["", f"One seed so far ({mean:.4f}); the goal is a mean over at least two."]
+        lines += ["", f"One seed so far ({accs[0]:.4f}); the goal is a mean over at least two."]
     return "\n".join(lines) + "\n"
 
 
@@ -135,22 +138,22 @@ PUBLISHED_FASHION_MNIST = (
     ("ResNet-18 on the textbook's setup", "—", "10 epochs at 96 px, on a V100", "0.893",
      "d2l build, as quoted in `../shared/seed/README.md`"),
 )
-OUR_PRESETS = (("d2l-fashion-mnist", "test_acc"), ("densenet-fashion-mnist", "test_acc"),
-               ("densenet-fashion-mnist-long", "ema_test_acc"))
+OUR_PRESETS = ("d2l-fashion-mnist", "densenet-fashion-mnist", "densenet-fashion-mnist-long")
 
 
-def _spread(values: list[float]) -> str:
+def _spread(values: list[float], counted: bool = True) -> str:
+    """``mean ± sample std (n seeds)``; one value alone is no spread."""
     if len(values) == 1:
         return f"{values[0]:.4f} (1 seed)"
     mean = sum(values) / len(values)
     std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return f"{mean:.4f} ± {std:.4f} ({len(values)} seeds)"
+    return f"{mean:.4f} ± {std:.4f}" + (f" ({len(values)} seeds)" if counted else "")
 
 
 def fashion_mnist_table(root: Path) -> str:
     """Our presets' recorded test accuracies beside the published rows they are compared with."""
     lines = ["| classifier | parameters | budget per run | test accuracy | source |", "|---|---:|---|---:|---|"]
-    for preset, key in OUR_PRESETS:
+    for preset in OUR_PRESETS:
         runs = _finished(root, LONG_RUNS, f"{preset}-seed")
         runs = [r for r in runs if r.name.removeprefix(f"{preset}-seed").isdigit()]  # not the long preset's runs
         if not runs:
@@ -165,7 +168,7 @@ def fashion_mnist_table(root: Path) -> str:
         took = f"{low} min" if low == high else f"{low}–{high} min"
         lines.append(f"| `{preset}` (d2l_densenet) | {summaries[0]['params']:,} | {epochs} epochs at {size} px, "
                      f"{took} on {'; '.join(machines)} | "
-                     f"**{_spread([s[key] for s in summaries])}** | `{LONG_RUNS}/{preset}-seed*/` |")
+                     f"**{_spread([s[headline(r)] for r, s in zip(runs, summaries)])}** | `{LONG_RUNS}/{preset}-seed*/` |")
     lines += [f"| {name} | {params} | {budget} | {acc} | {source} |"
               for name, params, budget, acc, source in PUBLISHED_FASHION_MNIST]
     return "\n".join(lines) + "\n"

@@ -14,9 +14,11 @@ LSCPU = ("CPU(s):  2\nModel name:   Intel Xeon\nFlags:  fpu amx_bf16\nbf16/AMX f
 
 def record(folder: Path, started: str, summary: dict, flags: str = "", seed: int = 0, resize: int = 64) -> Path:
     folder.mkdir(parents=True)
+    ema = summary.pop("ema", None)
     base = {"epochs": 8, "precision": "bf16", "elapsed_s": 780.0, "params": 758226, "eval_split": "validation"}
     (folder / "summary.json").write_text(json.dumps({**base, **summary}))
-    (folder / "config.json").write_text(json.dumps({"run": {"seed": seed}, "data": {"resize": resize}}))
+    (folder / "config.json").write_text(json.dumps({"run": {"seed": seed}, "data": {"resize": resize},
+                                                         "optim": {"ema": ema}}))
     (folder / "lscpu.txt").write_text(LSCPU)
     (folder / "command.txt").write_text(f"densenet train --preset p --seed {seed} --out x --no-progress {flags}\n"
                                         f"started {started}, finished later, exit 0, git abc\n")
@@ -47,16 +49,23 @@ def test_the_long_runs_give_each_seed_and_the_mean_with_its_sample_spread(tmp_pa
     root = tmp_path / LONG_RUNS
     assert long_runs(tmp_path) == "No run of the long preset has a committed record yet.\n"
     record(root / "densenet-fashion-mnist-long-seed0", "2026-12-02T00:00:00Z",
-           {"test_acc": 0.9541, "ema_test_acc": 0.9550, "epochs": 45, "elapsed_s": 4500.0, "eval_split": "test"})
+           {"test_acc": 0.9541, "ema_test_acc": 0.9550, "epochs": 45, "elapsed_s": 4500.0, "eval_split": "test",
+            "ema": 0.999})
     assert "One seed so far (0.9550)" in long_runs(tmp_path)
     record(root / "densenet-fashion-mnist-long-seed1", "2026-12-02T02:00:00Z",
-           {"test_acc": 0.9555, "ema_test_acc": 0.9570, "epochs": 45, "elapsed_s": 4620.0, "eval_split": "test"},
-           seed=1)
+           {"test_acc": 0.9555, "ema_test_acc": 0.9570, "epochs": 45, "elapsed_s": 4620.0, "eval_split": "test",
+            "ema": 0.999}, seed=1)
     lines = long_runs(tmp_path).splitlines()
-    assert lines[2].startswith("| 0 | **0.9550** | 0.9541 | 45 | 75.0 min | Intel Xeon, 2 CPUs")
-    assert lines[3].startswith("| 1 | **0.9570** | 0.9555 | 45 | 77.0 min |")
+    assert lines[2].startswith("| 0 | **0.9550** | EMA, last epoch | 45 | 75.0 min | Intel Xeon, 2 CPUs")
+    assert lines[3].startswith("| 1 | **0.9570** | EMA, last epoch | 45 | 77.0 min |")
     # mean 0.9560; sample std sqrt(2 * 0.001^2 / 1) = 0.0014
     assert lines[-1] == "Mean over 2 seeds: **0.9560 ± 0.0014** (sample standard deviation)."
+
+
+def test_without_ema_the_raw_weights_are_the_headline(tmp_path):
+    record(tmp_path / LONG_RUNS / "densenet-fashion-mnist-long-seed3", "2026-12-02T00:00:00Z",
+           {"test_acc": 0.9561, "epochs": 40, "elapsed_s": 4000.0, "eval_split": "test"}, seed=3)
+    assert long_runs(tmp_path).splitlines()[2].startswith("| 3 | **0.9561** | raw, last epoch | 40 | 66.7 min |")
 
 
 def test_the_comparison_table_keeps_each_preset_to_its_own_runs(tmp_path):
@@ -68,6 +77,6 @@ def test_the_comparison_table_keeps_each_preset_to_its_own_runs(tmp_path):
     rows = {line.split(" | ")[0].strip("| `"): line for line in fashion_mnist_table(tmp_path).splitlines()[2:]}
     assert "**0.9376 ± 0.0013 (2 seeds)**" in rows["densenet-fashion-mnist` (d2l_densenet)"]
     assert "10 epochs at 64 px, 13.0 min on Intel Xeon, bf16" in rows["densenet-fashion-mnist` (d2l_densenet)"]
-    assert "**0.9550 (1 seed)**" in rows["densenet-fashion-mnist-long` (d2l_densenet)"]
+    assert "**0.9541 (1 seed)**" in rows["densenet-fashion-mnist-long` (d2l_densenet)"]  # raw: no --ema
     assert "not run yet" in rows["d2l-fashion-mnist"]
     assert "| 0.954 |" in rows["Fashion-MNIST benchmark: DenseNet-BC"]
