@@ -168,7 +168,8 @@ def fashion_mnist_table(root: Path) -> str:
         took = f"{low} min" if low == high else f"{low}–{high} min"
         lines.append(f"| `{preset}` (d2l_densenet) | {summaries[0]['params']:,} | {epochs} epochs at {size} px, "
                      f"{took} on {'; '.join(machines)} | "
-                     f"**{_spread([s[headline(r)] for r, s in zip(runs, summaries)])}** | `{LONG_RUNS}/{preset}-seed*/` |")
+                     f"**{_spread([s[headline(r)] for r, s in zip(runs, summaries)])}** | "
+                     f"`{LONG_RUNS}/{preset}-seed*/` |")
     lines += [f"| {name} | {params} | {budget} | {acc} | {source} |"
               for name, params, budget, acc, source in PUBLISHED_FASHION_MNIST]
     return "\n".join(lines) + "\n"
