@@ -2,6 +2,7 @@
 # Trains preset runs one after another and files each finished run's record under docs/records/runs/<name>/:
 # summary.json, config.json, metrics.jsonl, model.json, the command line and the machine (lscpu, bf16/AMX flags).
 # Usage, from the repository root:  nohup bash scripts/record-runs.sh PRESET:SEED [PRESET:SEED ...] > run.log 2>&1 &
+# PRESET is a built-in preset's name or a preset file (its records are named after the file).
 # PYTHON defaults to .venv/bin/python; DENSENET_DATA defaults to ../shared/data; EXTRA adds train flags;
 # RECORDS files the records elsewhere (e.g. docs/records/search/<search>) and TAG names the variant: <preset>-seed<N><TAG>.
 set -uo pipefail
@@ -11,7 +12,7 @@ export DENSENET_DATA=${DENSENET_DATA:-../shared/data}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 for spec in "$@"; do
   preset=${spec%%:*}; seed=${spec##*:}
-  name=$preset-seed$seed${TAG:-}
+  name=$(basename "${preset%.json}")-seed$seed${TAG:-}  # a preset file's name without folder and .json
   run=runs/records/$name
   out=${RECORDS:-docs/records/runs}/$name
   cmd="OMP_WAIT_POLICY=$OMP_WAIT_POLICY densenet train --preset $preset --seed $seed --out $run --no-progress ${EXTRA:-}"
