@@ -33,6 +33,16 @@ def test_recommended_preset_is_a_better_recipe_for_the_same_network():
     assert (c.optim.schedule, c.optim.warmup_epochs, c.optim.label_smoothing) == ("cosine", 1, 0.1)
 
 
+def test_long_preset_is_the_recommended_recipe_plus_what_the_search_kept():
+    long, rec = load_preset("densenet-fashion-mnist-long"), load_preset("densenet-fashion-mnist")
+    assert (long.model.name, long.data.resize, long.run.epochs) == ("d2l_densenet", 64, 45)
+    assert (long.data.random_crop_padding, long.data.random_erasing) == (4, 0.25)
+    assert (long.data.augment, long.data.mixup, long.optim.ema, long.data.val_split) == (None, 0.0, None, None)
+    changed = {f"{s}.{k}" for s in ("model", "data", "optim", "run")
+               for k, v in vars(getattr(long, s)).items() if v != getattr(getattr(rec, s), k)}
+    assert changed == {"data.random_crop_padding", "data.random_erasing", "run.epochs"}
+
+
 def lr_at(config, epochs):
     from densenet.engine.setup import lr_factor
 
