@@ -1,7 +1,7 @@
 """The long preset's ablation (issue 22): one preset file per ingredient removed from densenet-fashion-mnist-long.
 
-Writes runs/ablation/densenet-fashion-mnist-long-no-<ingredient>.json for every ingredient the preset uses and
-prints their paths, ready for scripts/record-runs.sh; from the repository root:
+Writes FOLDER/densenet-fashion-mnist-long-no-<ingredient>.json (FOLDER: the first argument, else runs/ablation) for
+every ingredient the preset uses and prints their paths, ready for scripts/record-runs.sh; from the repository root:
 
     RECORDS=docs/records/ablation/long nohup bash scripts/record-runs.sh \\
         $(python scripts/long_ablation.py | sed 's/$/:0/') > runs/ablation.log 2>&1 &
@@ -40,16 +40,16 @@ def variants(preset: dict) -> dict[str, dict]:
     return out
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     preset = json.loads(PRESET.read_text())
-    folder = REPO / "runs" / "ablation"
+    folder = Path(argv[0]) if argv else Path("runs") / "ablation"
     folder.mkdir(parents=True, exist_ok=True)
     for name, copy in variants(preset).items():
         path = folder / f"densenet-fashion-mnist-long-no-{name}.json"
         path.write_text(json.dumps(copy, indent=2) + "\n")
-        print(path.relative_to(REPO))
+        print(path)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
