@@ -60,6 +60,14 @@ def test_conflicting_options_are_refused(fashion_dir, overrides, message):
         val_config(fashion_dir, **overrides)
 
 
+def test_a_training_subset_larger_than_what_is_left_is_refused(fashion_dir):
+    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    config = val_config(fashion_dir, **{"data.val_split": 5000, "data.train_subset": 59000})
+    with pytest.raises(ConfigError, match=r"--train-subset 59000 is larger than the training images left after "
+                                          r"--val-split 5000 \(55000 images\)"):
+        data_module.build_data(config, ctx)
+
+
 def test_the_cli_refuses_a_validation_split_as_large_as_the_training_set(fashion_dir, tmp_path):
     result = run_cli("train", "--preset", "d2l-fashion-mnist", "--data-dir", str(fashion_dir), "--val-split", "60000",
                      "--no-compile", "--epochs", "1", "--out", str(tmp_path / "run"))

@@ -38,9 +38,9 @@ CSV = "csv"
 PHOTO_DATASETS = (IMAGE_FOLDER, CSV)
 # A photo split is held in memory when its decoded pictures take at most this fraction of the available memory.
 MEMORY_FRACTION = 0.25
-BUDGET_ENV = "DENSENET_MEMORY_BUDGET"
+BUDGET_ENV = "DENSENET_MEMORY_BUDGET"  # bytes (suffixes K, M, G allowed): overrides the fraction, e.g. for tests
 # The held-out validation draw does not follow --seed, so every configuration of a search meets the same images.
-VAL_SEED = 20  # bytes (suffixes K, M, G allowed): overrides the fraction, e.g. for tests
+VAL_SEED = 20
 
 
 @dataclass
@@ -106,12 +106,17 @@ def load_split(config: TrainConfig, split: str, log: Callable[[str], None] | Non
         log(f"loading {d.dataset} {split} split" + (f" from {d.data_dir}" if d.data_dir else ""))
     with progress_bar(None, f"preparing the {split} split", progress, unit="img") as bar:
         ds = load_dataset(d.dataset, split, d.data_dir, download=d.download, image_size=d.resize, progress=bar.update)
-    n = d.train_subset if split == "train" else d.test_subset
-    if n is not None:
-        if n > len(ds):
-            raise ConfigError(f"--{split}-subset {n} is larger than the {split} set ({len(ds)} images)")
-        ds = ds.subset(n, seed=config.run.seed)
-    return ds
+    return _subset(ds, d.train_subset if split == "train" else d.test_subset, config.run.seed, f"--{split}-subset",
+                   f"the {split} set")
+
+
+def _subset(ds: ImageDataset, n: int | None, seed: int, flag: str, what: str) -> ImageDataset:
+    """``ds``, or its seeded class-balanced draw of ``n`` images (``flag`` and ``what`` word the error)."""
+    if n is None:
+        return ds
+    if n > len(ds):
+        raise ConfigError(f"{flag} {n} is larger than {what} ({len(ds)} images)")
+    return ds.subset(n, seed=seed)
 
 
 def build_data(config: TrainConfig, ctx: DistContext, log: Callable[[str], None] | None = None,
@@ -148,11 +153,8 @@ def _train_and_eval(config: TrainConfig, log: Callable[[str], None] | None,
         raise ConfigError(f"--val-split {n} holds out at least the whole training set ({len(full)} images); "
                           f"choose a size below {len(full)}, such as {len(full) // 10}")
     train, val = full.split(n, seed=VAL_SEED)
-    if config.data.train_subset is not None:
-        if config.data.train_subset > len(train):
-            raise ConfigError(f"--train-subset {config.data.train_subset} is larger than the {len(train)} training "
-                              f"images left after --val-split {n}")
-        train = train.subset(config.data.train_subset, seed=config.run.seed)
+    train = _subset(train, config.data.train_subset, config.run.seed, "--train-subset",
+                    f"the training images left after --val-split {n}")
     if log:
         log(f"validation: {len(val)} training images held out and evaluated each epoch; the test set is not read")
     return train, val, "validation"
