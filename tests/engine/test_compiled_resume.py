@@ -44,24 +44,30 @@ def assert_same_run(a, b) -> None:
     assert rows[0] == rows[1]
 
 
-def sigint_in_epoch_two(run, data) -> None:
-    """Start the run, and send a real SIGINT once epoch 1's row is written (so it lands in epoch 2)."""
-    cmd = [sys.executable, "-m", "densenet", "train", *ARGS, "--data-dir", str(data), "--out", str(run)]
+def resume_and_sigint_in_epoch_two(run) -> None:
+    """Resume ``run`` (stopped after epoch 1) and send a real SIGINT once the resumed process says it is
+    training, so the interrupt lands in epoch 2; the run stops after the batch in flight."""
+    cmd = [sys.executable, "-m", "densenet", "train", "--resume", str(run), "--epochs", "3", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.time() + 600
-    metrics = run / "metrics.jsonl"
-    while not (metrics.exists() and metrics.read_text().strip()):
-        assert time.time() < deadline and proc.poll() is None, proc.stderr.read()[-3000:] if proc.poll() else "slow"
-        time.sleep(0.05)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith("resuming after epoch 1:"):
+            break
+    assert seen and seen[-1].startswith("resuming after epoch 1:"), "".join(seen)[-3000:]
+    time.sleep(0.5)  # the banner comes just before the interrupt handler is installed
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err[-3000:]
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert state["epoch"] == 1 and state["partial"] is not None and state["partial"]["epoch"] == 2, err[-2000:]
+    assert state["partial"]["batches"] < 9, state["partial"]  # 9 batches per epoch: stopped inside epoch 2
 
 
 def test_the_default_fast_path_learns_and_resumes_exactly(tmp_path, fashion_dir):
+    """One uninterrupted run, and one stopped between epochs 1 and 2, resumed, stopped by a real SIGINT inside
+    epoch 2 and resumed again: four processes, each compiling afresh."""
     data = ["--data-dir", str(fashion_dir)]
     full = train(*ARGS, *data, "--out", str(tmp_path / "full"))
     assert full["compiled"] is True and full["precision"] == ("bf16" if cpu_supports_bf16() else "fp32")
@@ -69,13 +75,10 @@ def test_the_default_fast_path_learns_and_resumes_exactly(tmp_path, fashion_dir)
     config = json.loads((tmp_path / "full" / "config.json").read_text())["run"]
     assert (config["compile"], config["channels_last"], config["precision"]) == (None, None, "auto")  # defaults
 
-    train(*ARGS, *data, "--epochs", "1", "--out", str(tmp_path / "between"))
-    train("--resume", str(tmp_path / "between"), "--epochs", "3", "--no-progress")
-    assert_same_run(tmp_path / "full", tmp_path / "between")
-
-    sigint_in_epoch_two(tmp_path / "mid", fashion_dir)
-    train("--resume", str(tmp_path / "mid"), "--no-progress")
-    assert_same_run(tmp_path / "full", tmp_path / "mid")
+    train(*ARGS, *data, "--epochs", "1", "--out", str(tmp_path / "chain"))
+    resume_and_sigint_in_epoch_two(tmp_path / "chain")
+    train("--resume", str(tmp_path / "chain"), "--no-progress")
+    assert_same_run(tmp_path / "full", tmp_path / "chain")
 
 
 @pytest.mark.slow
