@@ -78,8 +78,10 @@ def _machine(run: Path) -> str:
 
 
 def _finished(root: Path, folder: str, prefix: str) -> list[Path]:
-    """The finished run records under ``folder`` whose name starts with ``prefix``, in the order they started."""
-    runs = [p for p in sorted((root / folder).glob(f"{prefix}*")) if (p / "summary.json").exists()]
+    """The finished run records under ``folder`` whose name starts with ``prefix``, in the order they started
+    (a run stopped by Ctrl-C writes a summary with ``interrupted: true`` and is not finished)."""
+    runs = [p for p in sorted((root / folder).glob(f"{prefix}*"))
+            if (p / "summary.json").exists() and not read_json(p / "summary.json").get("interrupted")]
     return sorted(runs, key=_started)
 
 

@@ -48,6 +48,10 @@ def test_a_search_run_that_read_the_test_set_is_refused(tmp_path):
 def test_the_long_runs_give_each_seed_and_the_mean_with_its_sample_spread(tmp_path):
     root = tmp_path / LONG_RUNS
     assert long_runs(tmp_path) == "No run of the long preset has a committed record yet.\n"
+    record(root / "densenet-fashion-mnist-long-seed0", "2026-12-02T00:00:00Z", {"test_acc": 0.919, "interrupted": True})
+    assert long_runs(tmp_path) == "No run of the long preset has a committed record yet.\n"  # stopped by Ctrl-C
+    (root / "densenet-fashion-mnist-long-seed0" / "summary.json").unlink()
+    (root / "densenet-fashion-mnist-long-seed0").rename(tmp_path / "gone")
     record(root / "densenet-fashion-mnist-long-seed0", "2026-12-02T00:00:00Z",
            {"test_acc": 0.9541, "ema_test_acc": 0.9550, "epochs": 45, "elapsed_s": 4500.0, "eval_split": "test",
             "ema": 0.999})
