@@ -49,10 +49,9 @@ def run_record(root: Path, record: str) -> str:
                                 "with scripts/record-runs.sh")
     summary = read_json(run / "summary.json")
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    cpu = read_lscpu(run / "lscpu.txt")
     command = (run / "command.txt").read_text().splitlines()[0].strip()
     compiled = "compiled" if summary["compiled"] else "not compiled"
-    lines = [f"`{command}` on {cpu['Model name']}, {cpu['CPU(s)']} CPUs (bf16/AMX flags: {cpu['bf16/AMX flags']}), "
+    lines = [f"`{command}` on {_machine(run)}, "
              f"{summary['precision']}, {compiled}, {summary['threads']} thread(s): final test accuracy "
              f"**{summary['test_acc']:.3f}**, total time {summary['elapsed_s']:.1f} s "
              f"({summary['elapsed_s'] / 60:.1f} min).", "",
