@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 from tests.helpers import run_cli
+from tests.run_dirs import binary_run
 
 from densenet.engine import data as data_module
 from densenet.engine.config import load_preset
@@ -37,7 +38,7 @@ def test_a_run_with_a_validation_split_never_reads_the_test_set_and_says_so(fash
     run = tmp_path / "run"
     result = run_cli("train", "--preset", "densenet-fashion-mnist", "--data-dir", str(fashion_dir), "--resize", "32",
                      "--val-split", "500", "--train-subset", "1000", "--batch-size", "64", "--epochs", "2",
-                     "--no-compile", "--device", "cpu", "--no-progress", "--out", str(run))
+                     "--no-compile", "--precision", "fp32", "--device", "cpu", "--no-progress", "--out", str(run))
     assert result.returncode == 0, result.stderr[-2000:]
     log = result.stdout + result.stderr
     assert "loading fashion-mnist train split" in log and "test split" not in log
@@ -49,6 +50,22 @@ def test_a_run_with_a_validation_split_never_reads_the_test_set_and_says_so(fash
     assert json.loads((run / "config.json").read_text())["data"]["val_split"] == 500
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
+    # `densenet evaluate --split validation` meets the same 500 images again, and scores the final weights alike
+    evaluated = run_cli("evaluate", str(run), "--data-dir", str(fashion_dir), "--split", "validation", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    result = json.loads(evaluated.stdout)
+    assert (result["split"], result["examples"]) == ("validation", 500)
+    assert result["accuracy"] == pytest.approx(summary["test_acc"], abs=1 / 500 + 1e-9)  # fp32 on both sides
+    flipped = run_cli("evaluate", str(run), "--data-dir", str(fashion_dir), "--split", "validation", "--tta", "flip")
+    assert flipped.returncode == 0 and " on 500 validation images (flip TTA)" in flipped.stdout
+
+
+def test_evaluating_a_validation_split_the_run_does_not_have_is_refused(tmp_path):
+    run = binary_run(tmp_path)
+    result = run_cli("evaluate", str(run), "--split", "validation")
+    assert result.returncode == 2
+    assert f"error: {run} was trained without --val-split, so it has no validation split; evaluate its test set" \
+        in result.stderr
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -1,4 +1,5 @@
-"""``densenet evaluate RUN_DIR``: the run's model on its test set; accuracy and calibration, or per-class AUROC."""
+"""``densenet evaluate RUN_DIR``: the run's model on its test set (or, ``--split validation``, on the images a
+``--val-split`` run held out); accuracy and calibration, or per-class AUROC."""
 
 from __future__ import annotations
 
@@ -7,17 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from densenet.cli.common import add_backend_flag, add_common_flags, emit, info, positive_int
+from densenet.engine.data import EVALUATED_SPLITS
 from densenet.engine.tta import TTA_MODES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="evaluate a trained run on its test set",
+    p = sub.add_parser("evaluate", help="evaluate a trained run on its test set (or its validation split)",
                        description="Evaluate a run's model on the whole test set; saves evaluation.json, "
                                    "confusion_matrix.png (single-label) and roc_curves.png (multi-label, two classes).")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset's files")
     p.add_argument("--test-subset", type=positive_int, metavar="N",
                    help="evaluate on a seeded, class-balanced draw of N test images (the training seed)")
+    p.add_argument("--split", choices=EVALUATED_SPLITS, default="test",
+                   help="validation: the training images a --val-split run held out, instead of the test set")
     p.add_argument("--batch-size", type=positive_int, default=256, metavar="N")
     p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation: flip averages each picture's "
                    "probabilities with its mirror image's")
@@ -31,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from densenet.rundir import CONFUSION_PNG, ROC_PNG
 
     result = evaluate_run(args.run_dir, args.data_dir, args.test_subset, args.batch_size, tta=args.tta,
-                          backend=args.backend)
+                          backend=args.backend, split=args.split)
     text = multilabel_text(result) if result["multilabel"] else single_label_text(result)
     if not result["multilabel"]:
         info(f"confusion matrix saved to {args.run_dir}/{CONFUSION_PNG}")
@@ -49,7 +53,8 @@ def single_label_text(result: dict[str, Any]) -> str:
     """Accuracy, top-5, macro F1 and ECE, then each class's accuracy."""
     tta = " (flip TTA)" if result["tta"] else ""
     top5 = _number(result["top5_accuracy"]) if len(result["classes"]) >= 5 else "n/a (fewer than 5 classes)"
-    lines = [f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} on {result['examples']} test images{tta}",
+    lines = [f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} on {result['examples']} "
+             f"{result['split']} images{tta}",
              f"top-5 accuracy {top5}", f"macro F1 {_number(result['macro_f1'])}",
              f"ECE (15 bins) {_number(result['ece'])}", "per-class accuracy:"]
     lines += [f"  {name:>20s}: {_number(acc)}" for name, acc in result["per_class_accuracy"].items()]
@@ -59,7 +64,7 @@ def single_label_text(result: dict[str, Any]) -> str:
 def multilabel_text(result: dict[str, Any]) -> str:
     """A table of each class's AUROC, average precision and best threshold, then the means."""
     tta = " (flip TTA)" if result["tta"] else ""
-    lines = [f"loss {result['loss']:.4f} (BCE) on {result['examples']} test images{tta}",
+    lines = [f"loss {result['loss']:.4f} (BCE) on {result['examples']} {result['split']} images{tta}",
              f"  {'class':>20s}  {'AUROC':>9s}  {'AP':>9s}  {'best thr':>9s}"]
     for name in result["classes"]:
         lines.append(f"  {name:>20s}  {_number(result['auroc'][name]):>9s}  "

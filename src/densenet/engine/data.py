@@ -41,6 +41,7 @@ MEMORY_FRACTION = 0.25
 BUDGET_ENV = "DENSENET_MEMORY_BUDGET"  # bytes (suffixes K, M, G allowed): overrides the fraction, e.g. for tests
 # The held-out validation draw does not follow --seed, so every configuration of a search meets the same images.
 VAL_SEED = 20
+EVALUATED_SPLITS = ("test", "validation")  # what `densenet evaluate --split` reads
 
 
 @dataclass
@@ -388,10 +389,11 @@ def evaluation_loader(config: TrainConfig, mean: list[float], std: list[float], 
                       log: Callable[[str], None] | None = None, split: str = "test") -> BatchLoader | PhotoLoader:
     """A split as ``densenet evaluate`` sees the test split, on the CPU and in order: prepared exactly as in
     training, without augmentation (``mean``/``std`` are the model card's, zeros and ones when the run did not
-    normalize). ``split="train"`` is what int8 exports calibrate on."""
+    normalize). ``split="train"`` is what int8 exports calibrate on; ``"validation"`` is a ``--val-split`` run's
+    held-out images, the very draw it evaluated each epoch."""
     if not is_photos(config):
-        return BatchLoader(load_split(config, split), batch_size, shuffle=False, device=torch.device("cpu"),
-                           normalize=config.data.normalize)
+        ds = _train_and_eval(config, None, False)[1] if split == "validation" else load_split(config, split)
+        return BatchLoader(ds, batch_size, shuffle=False, device=torch.device("cpu"), normalize=config.data.normalize)
     dataset, _ = _photo_split(config, split, DistContext(), log or (lambda _: None), progress=False, evaluation=True)
     workers = default_workers() if config.data.workers is None else config.data.workers
     return PhotoLoader(dataset, batch_size, mean=mean, std=std, workers=workers, warn=log)

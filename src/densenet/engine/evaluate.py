@@ -19,12 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from densenet.engine.data import evaluation_loader
+from densenet.engine.data import EVALUATED_SPLITS, evaluation_loader
 from densenet.engine.distributed import DistContext, gather_rows
 from densenet.engine.logging import plot_confusion, plot_roc_curves
 from densenet.engine.metrics import multilabel_metrics, roc_curves, single_label_metrics
 from densenet.engine.tta import check_tta, to_probabilities, tta_logits
-from densenet.errors import DataError
+from densenet.errors import ConfigError, DataError
 from densenet.rundir import CONFUSION_PNG, EVALUATION_FILE, ROC_PNG, ModelCard, load, read_card, read_config, write_json
 
 
@@ -155,8 +155,10 @@ def per_class_accuracy(confusion: list[list[int]], classes: list[str]) -> dict[s
 
 
 def evaluate_run(run_dir: str | Path, data_dir: str | None = None, test_subset: int | None = None,
-                 batch_size: int = 256, tta: str | None = None, backend: str = "torch") -> dict[str, Any]:
-    """Evaluate a run's final model on the whole test set (or a class-balanced draw of ``test_subset`` images).
+                 batch_size: int = 256, tta: str | None = None, backend: str = "torch",
+                 split: str = "test") -> dict[str, Any]:
+    """Evaluate a run's final model on the whole test set (or a class-balanced draw of ``test_subset`` images),
+    or with ``split="validation"`` on the images a ``--val-split`` run held out of training.
 
     The test images are prepared as in training (the same size and normalization); the task, single- or
     multi-label, is the model card's (``model.json``'s ``multilabel``). Also writes ``evaluation.json``,
@@ -174,31 +176,34 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, test_subset: 
         tta: ``None``, or ``"flip"`` to average each picture's probabilities with its mirror image's.
         backend: What runs the model: ``"torch"``, ``"onnxruntime"``, ``"openvino"`` or ``"auto"``
             (:func:`densenet.export.runtime.build_runtime`; all fp32).
+        split: ``"test"`` or ``"validation"`` (:func:`run_loader`).
 
     Returns:
-        :func:`evaluate`'s keys plus ``"classes"``, ``"multilabel"``, ``"tta"`` and ``"backend"``, and for
+        :func:`evaluate`'s keys plus ``"classes"``, ``"multilabel"``, ``"tta"``, ``"backend"`` and ``"split"``, and for
         single-label runs ``"per_class_accuracy"`` (class -> accuracy, ``None`` for a class absent from the test
         set). Every value is JSON-safe: an undefined number is ``None``, never NaN.
 
     Raises:
-        ConfigError: an unknown ``tta``.
+        ConfigError: an unknown ``tta`` or ``split``, or a validation split the run does not have.
         RunDirError: if ``run_dir`` is not a complete run directory.
         DataError: if the test set cannot be found or read, or its labels do not fit the model's task.
     """
     from densenet.export.runtime import build_runtime, resolve_backend
 
     check_tta(tta)
+    if split not in EVALUATED_SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose from {', '.join(EVALUATED_SPLITS)}")
     run_dir = Path(run_dir)
     backend = resolve_backend(backend)
     model = load(run_dir)
     card = model.card
     model = build_runtime(model, backend)
-    loader = run_loader(run_dir, "test", data_dir, test_subset, batch_size, card)
+    loader = run_loader(run_dir, split, data_dir, test_subset, batch_size, card)
     outputs = gather_outputs(model, loader, len(card.classes), multilabel=card.multilabel, tta=tta)
     out = summarize(outputs, card.classes, card.multilabel)
     if not card.multilabel:
         out["per_class_accuracy"] = per_class_accuracy(out["confusion_matrix"], card.classes)
-    out.update(classes=card.classes, multilabel=card.multilabel, tta=tta, backend=backend)
+    out.update(classes=card.classes, multilabel=card.multilabel, tta=tta, backend=backend, split=split)
     _write_files(run_dir, out, card, roc_curves(outputs.probs, outputs.targets, card.classes, card.multilabel))
     return out
 
@@ -209,7 +214,8 @@ def run_loader(run_dir: str | Path, split: str = "test", data_dir: str | None = 
 
     Args:
         run_dir: The run directory (its ``config.json`` names the dataset).
-        split: ``"test"``, or ``"train"`` (evaluation transform, no augmentation: what int8 exports calibrate on).
+        split: ``"test"``, ``"train"`` (evaluation transform, no augmentation: what int8 exports calibrate on), or
+            ``"validation"``: the images a ``--val-split`` run held out of training and evaluated each epoch.
         data_dir: Folder holding the dataset's files (default: the run's own, then the usual lookup).
         subset: A seeded (the run's seed), class-balanced draw of N pictures of the split.
         batch_size: Pictures per batch.
@@ -217,8 +223,13 @@ def run_loader(run_dir: str | Path, split: str = "test", data_dir: str | None = 
 
     Returns:
         ``(x, y)`` CPU batches in order: float ``(B, C, H, W)`` inputs and their targets.
+
+    Raises:
+        ConfigError: ``"validation"`` for a run trained without ``--val-split``, or with a ``subset``.
     """
     config = read_config(run_dir)
+    if split == "validation":
+        _check_validation(run_dir, config.data.val_split, subset)
     pre = (card or read_card(run_dir)).preprocessing
     subsets = {"train_subset": subset} if split == "train" else {"test_subset": subset}
     data = dataclasses.replace(config.data, data_dir=data_dir or config.data.data_dir, **subsets,
@@ -227,10 +238,19 @@ def run_loader(run_dir: str | Path, split: str = "test", data_dir: str | None = 
     return evaluation_loader(dataclasses.replace(config, data=data), pre.mean, pre.std, batch_size, split=split)
 
 
+def _check_validation(run_dir: str | Path, val_split: int | None, subset: int | None) -> None:
+    if val_split is None:
+        raise ConfigError(f"{run_dir} was trained without --val-split, so it has no validation split; "
+                          f"evaluate its test set instead (leave out --split validation)")
+    if subset is not None:
+        raise ConfigError(f"--test-subset draws from the test set; --split validation evaluates all {val_split} "
+                          f"images {run_dir} held out")
+
+
 def _write_files(run_dir: Path, out: dict[str, Any], card: ModelCard,
                  curves: dict[str, tuple[list[float], list[float]]]) -> None:
     name = f"{card.model} on {card.dataset}" if card.dataset else card.model
-    tta = ", flip TTA" if out["tta"] else ""
+    tta = (", flip TTA" if out["tta"] else "") + (", validation split" if out["split"] == "validation" else "")
     if not card.multilabel:
         plot_confusion(out["confusion_matrix"], card.classes, run_dir / CONFUSION_PNG,
                        title=f"{name}: accuracy {out['accuracy']:.4f}{tta}")
