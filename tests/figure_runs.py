@@ -96,11 +96,43 @@ def long_search(root: Path) -> str:
         if summary["eval_split"] != "validation":
             raise ValueError(f"{run}: a search run evaluates on its validation split, not on {summary['eval_split']}")
         flags = (run / "command.txt").read_text().splitlines()[0].split("--no-progress", 1)[1].strip()
-        lines.append(f"| `{run.name.split('seed0', 1)[1] or 'base'}` | `{flags}` | {summary['epochs']} | "
+        lines.append(f"| `{_variant(run)}` | `{flags}` | {summary['epochs']} | "
                      f"{summary['test_acc']:.4f} | {summary.get('ema_test_acc', float('nan')):.4f} | "
                      f"{summary['elapsed_s'] / 60:.1f} |")
     lines += ["", f"Every run on {_machine(runs[0])}, {read_json(runs[0] / 'summary.json')['precision']}, compiled; "
               "accuracies are of the last epoch on the 5,000 held-out training images."]
+    return "\n".join(lines) + "\n"
+
+
+def _variant(run: Path) -> str:
+    """A search record's variant: what its name adds to the recommended preset's (``-crop-erase``)."""
+    return run.name.split("seed0", 1)[1] or "base"
+
+
+def _evaluation(run: Path, name: str, split: str, tta: str | None) -> dict[str, Any]:
+    """A ``densenet evaluate --json`` record filed by scripts/long-tta.sh, checked to be what its name says."""
+    doc = read_json(run / f"{name}.json")
+    if (doc["split"], doc["tta"]) != (split, tta):
+        raise ValueError(f"{run}/{name}.json evaluated split {doc['split']!r} with TTA {doc['tta']!r}, "
+                         f"not {split!r} with {tta!r}")
+    return doc
+
+
+def long_tta(root: Path) -> str:
+    """Flip TTA measured on the search runs' own validation images: each variant without and with it."""
+    runs = [r for r in _finished(root, SEARCH, "densenet-fashion-mnist-seed")
+            if (r / "evaluation-validation-flip.json").exists()]
+    if not runs:
+        return "Not measured yet: `bash scripts/long-tta.sh` files the evaluations beside each search record.\n"
+    lines = ["| variant | val acc, no TTA | val acc, flip TTA | change |", "|---|---:|---:|---:|"]
+    for run in runs:
+        plain = _evaluation(run, "evaluation-validation", "validation", None)["accuracy"]
+        flip = _evaluation(run, "evaluation-validation-flip", "validation", "flip")["accuracy"]
+        lines.append(f"| `{_variant(run)}` | {plain:.4f} | {flip:.4f} | {100 * (flip - plain):+.2f} pt |")
+    examples = _evaluation(runs[0], "evaluation-validation", "validation", None)["examples"]
+    lines += ["", f"`densenet evaluate RUN --split validation [--tta flip]` on each run's {examples:,} held-out "
+              "training images, its final raw weights in fp32 (training scored them in bf16, hence the last digit "
+              "can differ from the search table)."]
     return "\n".join(lines) + "\n"
 
 
@@ -114,17 +146,23 @@ def long_runs(root: Path) -> str:
     runs = _finished(root, LONG_RUNS, "densenet-fashion-mnist-long-seed")
     if not runs:
         return "No run of the long preset has a committed record yet.\n"
-    lines = ["| seed | test acc | weights | epochs | time | machine |", "|---:|---:|---|---:|---:|---|"]
-    accs = []
+    lines = ["| seed | test acc | weights | epochs | time | machine | with flip TTA |",
+             "|---:|---:|---|---:|---:|---|---:|"]
+    accs, flips = [], []
     for run in runs:
         summary, config = read_json(run / "summary.json"), read_json(run / "config.json")
         key = headline(run)
         accs.append(summary[key])
+        tested = (run / "evaluation-test-flip.json").exists()
+        if tested:
+            flips.append(_evaluation(run, "evaluation-test-flip", "test", "flip")["accuracy"])
         lines.append(f"| {config['run']['seed']} | **{summary[key]:.4f}** | {'EMA' if key != 'test_acc' else 'raw'}, "
                      f"last epoch | {summary['epochs']} | {summary['elapsed_s'] / 60:.1f} min | {_machine(run)}, "
-                     f"{summary['precision']} |")
+                     f"{summary['precision']} | {f'{flips[-1]:.4f}' if tested else '—'} |")
     if len(accs) > 1:
         lines += ["", f"Mean over {len(accs)} seeds: **{_spread(accs, counted=False)}** (sample standard deviation)."]
+        if len(flips) == len(accs):
+            lines[-1] += f" With flip TTA: {_spread(flips, counted=False)}."
     else:
         lines += ["", f"One seed so far ({accs[0]:.4f}); the goal is a mean over at least two."]
     return "\n".join(lines) + "\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.figure_runs import LONG_RUNS, SEARCH, fashion_mnist_table, long_runs, long_search
+from tests.figure_runs import LONG_RUNS, SEARCH, fashion_mnist_table, long_runs, long_search, long_tta
 
 LSCPU = ("CPU(s):  2\nModel name:   Intel Xeon\nFlags:  fpu amx_bf16\nbf16/AMX flags: amx_bf16 amx_int8 avx512_bf16\n")
 
@@ -23,6 +23,12 @@ def record(folder: Path, started: str, summary: dict, flags: str = "", seed: int
     (folder / "command.txt").write_text(f"densenet train --preset p --seed {seed} --out x --no-progress {flags}\n"
                                         f"started {started}, finished later, exit 0, git abc\n")
     return folder
+
+
+def evaluation(folder: Path, name: str, split: str, tta: str | None, accuracy: float) -> None:
+    """What `densenet evaluate --json` writes, reduced to the keys the blocks read."""
+    (folder / f"{name}.json").write_text(json.dumps({"split": split, "tta": tta, "accuracy": accuracy,
+                                                      "examples": 5000}))
 
 
 def test_the_search_table_lists_every_variant_in_the_order_it_ran(tmp_path):
@@ -45,6 +51,21 @@ def test_a_search_run_that_read_the_test_set_is_refused(tmp_path):
         long_search(tmp_path)
 
 
+def test_flip_tta_is_tabled_for_each_variant_measured_with_its_change(tmp_path):
+    root = tmp_path / SEARCH
+    assert long_tta(tmp_path).startswith("Not measured yet: `bash scripts/long-tta.sh`")
+    run = record(root / "densenet-fashion-mnist-seed0-crop-erase", "2026-12-01T23:00:00Z", {"test_acc": 0.9338})
+    record(root / "densenet-fashion-mnist-seed0-crop", "2026-12-01T22:30:00Z", {"test_acc": 0.9322})  # not measured
+    evaluation(run, "evaluation-validation", "validation", None, 0.9336)
+    evaluation(run, "evaluation-validation-flip", "validation", "flip", 0.9362)
+    rows = long_tta(tmp_path).splitlines()
+    assert rows[2:4] == ["| `-crop-erase` | 0.9336 | 0.9362 | +0.26 pt |", ""]
+    assert "on each run's 5,000 held-out training images" in rows[-1]
+    evaluation(run, "evaluation-validation-flip", "test", "flip", 0.95)  # the test set under a validation name
+    with pytest.raises(ValueError, match="evaluated split 'test' with TTA 'flip', not 'validation' with 'flip'"):
+        long_tta(tmp_path)
+
+
 def test_the_long_runs_give_each_seed_and_the_mean_with_its_sample_spread(tmp_path):
     root = tmp_path / LONG_RUNS
     assert long_runs(tmp_path) == "No run of the long preset has a committed record yet.\n"
@@ -62,8 +83,15 @@ def test_the_long_runs_give_each_seed_and_the_mean_with_its_sample_spread(tmp_pa
     lines = long_runs(tmp_path).splitlines()
     assert lines[2].startswith("| 0 | **0.9550** | EMA, last epoch | 45 | 75.0 min | Intel Xeon, 2 CPUs")
     assert lines[3].startswith("| 1 | **0.9570** | EMA, last epoch | 45 | 77.0 min |")
+    assert lines[2].endswith("| — |")  # no flip-TTA evaluation filed yet
     # mean 0.9560; sample std sqrt(2 * 0.001^2 / 1) = 0.0014
     assert lines[-1] == "Mean over 2 seeds: **0.9560 ± 0.0014** (sample standard deviation)."
+    evaluation(root / "densenet-fashion-mnist-long-seed0", "evaluation-test-flip", "test", "flip", 0.9571)
+    assert long_runs(tmp_path).splitlines()[-1].endswith("(sample standard deviation).")  # one seed of two: no mean
+    evaluation(root / "densenet-fashion-mnist-long-seed1", "evaluation-test-flip", "test", "flip", 0.9591)
+    lines = long_runs(tmp_path).splitlines()
+    assert lines[2].endswith("| 0.9571 |") and lines[3].endswith("| 0.9591 |")
+    assert lines[-1].endswith("(sample standard deviation). With flip TTA: 0.9581 ± 0.0014.")
 
 
 def test_without_ema_the_raw_weights_are_the_headline(tmp_path):
