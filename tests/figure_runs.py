@@ -126,13 +126,13 @@ def long_tta(root: Path) -> str:
         return "Not measured yet: `bash scripts/long-tta.sh` files the evaluations beside each search record.\n"
     lines = ["| variant | val acc, no TTA | val acc, flip TTA | change |", "|---|---:|---:|---:|"]
     for run in runs:
-        plain = _evaluation(run, "evaluation-validation", "validation", None)["accuracy"]
+        plain = _evaluation(run, "evaluation-validation", "validation", None)
         flip = _evaluation(run, "evaluation-validation-flip", "validation", "flip")["accuracy"]
-        lines.append(f"| `{_variant(run)}` | {plain:.4f} | {flip:.4f} | {100 * (flip - plain):+.2f} pt |")
-    examples = _evaluation(runs[0], "evaluation-validation", "validation", None)["examples"]
-    lines += ["", f"`densenet evaluate RUN --split validation [--tta flip]` on each run's {examples:,} held-out "
-              "training images, its final raw weights in fp32 (training scored them in bf16, hence the last digit "
-              "can differ from the search table)."]
+        lines.append(f"| `{_variant(run)}` | {plain['accuracy']:.4f} | {flip:.4f} | "
+                     f"{100 * (flip - plain['accuracy']):+.2f} pt |")
+    lines += ["", f"`densenet evaluate RUN --split validation [--tta flip]` on each run's {plain['examples']:,} "
+              "held-out training images, its final raw weights in fp32 (training scored them in bf16, hence the "
+              "last digit can differ from the search table)."]
     return "\n".join(lines) + "\n"
 
 
