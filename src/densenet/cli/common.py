@@ -31,10 +31,14 @@ def add_threads_flag(parser: argparse.ArgumentParser) -> None:
                              "fewer threads than cores avoids stalls)")
 
 
-def add_backend_flag(parser: argparse.ArgumentParser) -> None:
-    """Add ``--backend``: what runs the model (``predict`` and ``evaluate``), see :mod:`densenet.export.runtime`."""
+def add_inference_flags(parser: argparse.ArgumentParser) -> None:
+    """Add ``--tta`` and ``--backend``: how ``predict`` and ``evaluate`` run the model (see
+    :mod:`densenet.engine.tta` and :mod:`densenet.export.runtime`)."""
+    from densenet.engine.tta import TTA_MODES
     from densenet.export.runtime import BACKEND_CHOICES
 
+    parser.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation: flip averages each picture's "
+                        "probabilities with its mirror image's")
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
                         help="what runs the model, all in fp32: torch (default), onnxruntime, openvino, or auto: "
                              "the fastest installed in fp32 (ONNX Runtime, then OpenVINO, then PyTorch)")

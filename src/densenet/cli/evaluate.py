@@ -7,9 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from densenet.cli.common import add_backend_flag, add_common_flags, emit, info, positive_int
+from densenet.cli.common import add_common_flags, add_inference_flags, emit, info, positive_int
 from densenet.engine.data import EVALUATED_SPLITS
-from densenet.engine.tta import TTA_MODES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,9 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=EVALUATED_SPLITS, default="test",
                    help="validation: the training images a --val-split run held out, instead of the test set")
     p.add_argument("--batch-size", type=positive_int, default=256, metavar="N")
-    p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation: flip averages each picture's "
-                   "probabilities with its mirror image's")
-    add_backend_flag(p)
+    add_inference_flags(p)
     add_common_flags(p)
     p.set_defaults(func=run)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from densenet.cli.common import add_backend_flag, add_common_flags, emit, fail_if_none_read, positive_int
-from densenet.engine.tta import TTA_MODES
+from densenet.cli.common import add_common_flags, add_inference_flags, emit, fail_if_none_read, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,9 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", type=positive_int, default=3, metavar="K", help="how many classes to show (default 3)")
-    p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation: flip averages each picture's "
-                   "probabilities with its mirror image's")
-    add_backend_flag(p)
+    add_inference_flags(p)
     add_common_flags(p)
     p.set_defaults(func=run)
 
