@@ -63,7 +63,7 @@ def run_record(root: Path, record: str) -> str:
 
 
 SEARCH = "docs/records/search/long"  # issue 22's recipe search: scripts/long-search.sh files one record per variant
-LONG_RUNS = "docs/records/runs"  # the long preset's final runs: densenet-fashion-mnist-long-seed<N>/
+RUN_RECORDS = "docs/records/runs"  # the presets' runs on the test set: <preset>-seed<N>/
 
 
 def _started(run: Path) -> str:
@@ -141,30 +141,41 @@ def headline(run: Path) -> str:
     return "ema_test_acc" if read_json(run / "config.json")["optim"].get("ema") else "test_acc"
 
 
-def long_runs(root: Path) -> str:
-    """The long preset's final runs on the test set: one row per seed, then their mean and spread."""
-    runs = _finished(root, LONG_RUNS, "densenet-fashion-mnist-long-seed")
+def preset_runs(root: Path, preset: str) -> list[Path]:
+    """A built-in preset's finished test-set runs, ``<preset>-seed<N>/`` under ``docs/records/runs`` (not another
+    preset whose name starts the same, such as the long preset's)."""
+    runs = _finished(root, RUN_RECORDS, f"{preset}-seed")
+    return [r for r in runs if r.name.removeprefix(f"{preset}-seed").isdigit()]
+
+
+def seed_runs(root: Path, preset: str) -> str:
+    """A preset's runs on the test set: one row per seed, then their mean and sample spread. The flip-TTA column
+    appears once a run has its ``evaluation-test-flip.json`` (scripts/long-tta.sh)."""
+    runs = preset_runs(root, preset)
     if not runs:
-        return "No run of the long preset has a committed record yet.\n"
-    lines = ["| seed | test acc | weights | epochs | time | machine | with flip TTA |",
-             "|---:|---:|---|---:|---:|---|---:|"]
+        return f"No run of `{preset}` has a committed record yet.\n"
+    with_tta = any((run / "evaluation-test-flip.json").exists() for run in runs)
+    lines = ["| seed | test acc | weights | epochs | time | machine |" + (" with flip TTA |" if with_tta else ""),
+             "|---:|---:|---|---:|---:|---|" + ("---:|" if with_tta else "")]
     accs, flips = [], []
     for run in runs:
         summary, config = read_json(run / "summary.json"), read_json(run / "config.json")
         key = headline(run)
         accs.append(summary[key])
-        tested = (run / "evaluation-test-flip.json").exists()
-        if tested:
-            flips.append(_evaluation(run, "evaluation-test-flip", "test", "flip")["accuracy"])
         lines.append(f"| {config['run']['seed']} | **{summary[key]:.4f}** | {'EMA' if key != 'test_acc' else 'raw'}, "
                      f"last epoch | {summary['epochs']} | {summary['elapsed_s'] / 60:.1f} min | {_machine(run)}, "
-                     f"{summary['precision']} | {f'{flips[-1]:.4f}' if tested else '—'} |")
+                     f"{summary['precision']} |")
+        if (run / "evaluation-test-flip.json").exists():
+            flips.append(_evaluation(run, "evaluation-test-flip", "test", "flip")["accuracy"])
+            lines[-1] += f" {flips[-1]:.4f} |"
+        elif with_tta:
+            lines[-1] += " — |"
     if len(accs) > 1:
         lines += ["", f"Mean over {len(accs)} seeds: **{_spread(accs, counted=False)}** (sample standard deviation)."]
         if len(flips) == len(accs):
             lines[-1] += f" With flip TTA: {_spread(flips, counted=False)}."
     else:
-        lines += ["", f"One seed so far ({accs[0]:.4f}); the goal is a mean over at least two."]
+        lines += ["", f"One seed so far ({accs[0]:.4f}): no spread yet."]
     return "\n".join(lines) + "\n"
 
 
@@ -193,8 +204,7 @@ def fashion_mnist_table(root: Path) -> str:
     """Our presets' recorded test accuracies beside the published rows they are compared with."""
     lines = ["| classifier | parameters | budget per run | test accuracy | source |", "|---|---:|---|---:|---|"]
     for preset in OUR_PRESETS:
-        runs = _finished(root, LONG_RUNS, f"{preset}-seed")
-        runs = [r for r in runs if r.name.removeprefix(f"{preset}-seed").isdigit()]  # not the long preset's runs
+        runs = preset_runs(root, preset)
         if not runs:
             lines.append(f"| `{preset}` | 758,226 | — | not run yet | — |")
             continue
@@ -208,7 +218,7 @@ def fashion_mnist_table(root: Path) -> str:
         lines.append(f"| `{preset}` (d2l_densenet) | {summaries[0]['params']:,} | {epochs} epochs at {size} px, "
                      f"{took} on {'; '.join(machines)} | "
                      f"**{_spread([s[headline(r)] for r, s in zip(runs, summaries)])}** | "
-                     f"`{LONG_RUNS}/{preset}-seed*/` |")
+                     f"`{RUN_RECORDS}/{preset}-seed*/` |")
     lines += [f"| {name} | {params} | {budget} | {acc} | {source} |"
               for name, params, budget, acc, source in PUBLISHED_FASHION_MNIST]
     return "\n".join(lines) + "\n"

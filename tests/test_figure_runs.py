@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.figure_runs import LONG_RUNS, SEARCH, fashion_mnist_table, long_runs, long_search, long_tta
+from tests.figure_runs import RUN_RECORDS, SEARCH, fashion_mnist_table, long_search, long_tta, seed_runs
 
 LSCPU = ("CPU(s):  2\nModel name:   Intel Xeon\nFlags:  fpu amx_bf16\nbf16/AMX flags: amx_bf16 amx_int8 avx512_bf16\n")
 
@@ -66,11 +66,15 @@ def test_flip_tta_is_tabled_for_each_variant_measured_with_its_change(tmp_path):
         long_tta(tmp_path)
 
 
+def long_runs(root: Path) -> str:
+    return seed_runs(root, "densenet-fashion-mnist-long")
+
+
 def test_the_long_runs_give_each_seed_and_the_mean_with_its_sample_spread(tmp_path):
-    root = tmp_path / LONG_RUNS
-    assert long_runs(tmp_path) == "No run of the long preset has a committed record yet.\n"
+    root = tmp_path / RUN_RECORDS
+    assert long_runs(tmp_path) == "No run of `densenet-fashion-mnist-long` has a committed record yet.\n"
     record(root / "densenet-fashion-mnist-long-seed0", "2026-12-02T00:00:00Z", {"test_acc": 0.919, "interrupted": True})
-    assert long_runs(tmp_path) == "No run of the long preset has a committed record yet.\n"  # stopped by Ctrl-C
+    assert long_runs(tmp_path) == "No run of `densenet-fashion-mnist-long` has a committed record yet.\n"  # Ctrl-C
     (root / "densenet-fashion-mnist-long-seed0" / "summary.json").unlink()
     (root / "densenet-fashion-mnist-long-seed0").rename(tmp_path / "gone")
     record(root / "densenet-fashion-mnist-long-seed0", "2026-12-02T00:00:00Z",
@@ -83,11 +87,13 @@ def test_the_long_runs_give_each_seed_and_the_mean_with_its_sample_spread(tmp_pa
     lines = long_runs(tmp_path).splitlines()
     assert lines[2].startswith("| 0 | **0.9550** | EMA, last epoch | 45 | 75.0 min | Intel Xeon, 2 CPUs")
     assert lines[3].startswith("| 1 | **0.9570** | EMA, last epoch | 45 | 77.0 min |")
-    assert lines[2].endswith("| — |")  # no flip-TTA evaluation filed yet
+    assert lines[0].endswith("| machine |")  # no flip-TTA evaluation filed yet: no column for it
     # mean 0.9560; sample std sqrt(2 * 0.001^2 / 1) = 0.0014
     assert lines[-1] == "Mean over 2 seeds: **0.9560 ± 0.0014** (sample standard deviation)."
     evaluation(root / "densenet-fashion-mnist-long-seed0", "evaluation-test-flip", "test", "flip", 0.9571)
-    assert long_runs(tmp_path).splitlines()[-1].endswith("(sample standard deviation).")  # one seed of two: no mean
+    lines = long_runs(tmp_path).splitlines()
+    assert lines[3].endswith("| — |")  # seed 1's flip TTA not measured yet
+    assert lines[-1].endswith("(sample standard deviation).")  # one seed of two: no mean
     evaluation(root / "densenet-fashion-mnist-long-seed1", "evaluation-test-flip", "test", "flip", 0.9591)
     lines = long_runs(tmp_path).splitlines()
     assert lines[2].endswith("| 0.9571 |") and lines[3].endswith("| 0.9591 |")
@@ -95,13 +101,13 @@ def test_the_long_runs_give_each_seed_and_the_mean_with_its_sample_spread(tmp_pa
 
 
 def test_without_ema_the_raw_weights_are_the_headline(tmp_path):
-    record(tmp_path / LONG_RUNS / "densenet-fashion-mnist-long-seed3", "2026-12-02T00:00:00Z",
+    record(tmp_path / RUN_RECORDS / "densenet-fashion-mnist-long-seed3", "2026-12-02T00:00:00Z",
            {"test_acc": 0.9561, "epochs": 40, "elapsed_s": 4000.0, "eval_split": "test"}, seed=3)
     assert long_runs(tmp_path).splitlines()[2].startswith("| 3 | **0.9561** | raw, last epoch | 40 | 66.7 min |")
 
 
 def test_the_comparison_table_keeps_each_preset_to_its_own_runs(tmp_path):
-    root = tmp_path / LONG_RUNS
+    root = tmp_path / RUN_RECORDS
     record(root / "densenet-fashion-mnist-seed0", "2026-12-01T10:00:00Z", {"test_acc": 0.9367, "epochs": 10})
     record(root / "densenet-fashion-mnist-seed1", "2026-12-01T12:00:00Z", {"test_acc": 0.9385, "epochs": 10}, seed=1)
     record(root / "densenet-fashion-mnist-long-seed0", "2026-12-02T00:00:00Z",
