@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.figure_runs import RUNS, fashion_mnist_table, long_search, long_tta, run_record, seed_runs
+from tests.figure_runs import RUNS, fashion_mnist_table, long_search, long_tta, preset_comparison, run_record, seed_runs
 from tests.figure_runs import read_json as _json
 from tests.figure_runs import read_lscpu as _lscpu
 
@@ -242,6 +242,8 @@ def renderers(root: Path) -> dict[str, tuple[str, Callable[[], str]]]:
         **{f"{block}-runs": ("README.md", lambda preset=preset: seed_runs(root, preset)) for block, preset in
            (("seed", "d2l-fashion-mnist"), ("recommended", "densenet-fashion-mnist"),
             ("long", "densenet-fashion-mnist-long"))},
+        "preset-comparison": ("README.md",
+                              lambda: preset_comparison(root, "densenet-fashion-mnist", "d2l-fashion-mnist")),
         "fashion-mnist-table": ("README.md", lambda: fashion_mnist_table(root)),
         "chexnet-example": ("README.md", lambda: chexnet_example(root / "docs" / "records" / "chexnet-example")),
     }

@@ -179,6 +179,22 @@ def seed_runs(root: Path, preset: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def preset_comparison(root: Path, better: str, base: str) -> str:
+    """Preset ``better`` against preset ``base`` over their recorded seeds: each mean and sample spread, and the
+    difference with its 95% Welch t-interval (the two presets' runs are independent samples: a seed does not give
+    the two recipes the same batches or the same initial weights)."""
+    from densenet.experiments.stats import welch
+
+    accs = {p: [read_json(r / "summary.json")[headline(r)] for r in preset_runs(root, p)] for p in (better, base)}
+    if min(len(v) for v in accs.values()) < 2:
+        return (f"Not compared yet: `{better}` has {len(accs[better])} recorded seed(s) and `{base}` "
+                f"{len(accs[base])}; a spread needs two of each.\n")
+    iv = welch(accs[better], accs[base])
+    return (f"`{better}` {_spread(accs[better])} against `{base}` {_spread(accs[base])}: a difference of "
+            f"**{100 * iv.diff:+.2f} points**, 95% Welch interval {100 * (iv.diff - iv.half):+.2f} to "
+            f"{100 * (iv.diff + iv.half):+.2f} points ({iv.df:.1f} degrees of freedom).\n")
+
+
 # The published rows beside ours: (classifier, parameters, budget, test accuracy, source). Quoted, not measured.
 PUBLISHED_FASHION_MNIST = (
     ("Fashion-MNIST benchmark: DenseNet-BC", "768K", "not stated; mean/std, random crops and flips", "0.954",

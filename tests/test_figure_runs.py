@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.figure_runs import RUN_RECORDS, SEARCH, fashion_mnist_table, long_search, long_tta, seed_runs
+from tests.figure_runs import (
+    RUN_RECORDS,
+    SEARCH,
+    fashion_mnist_table,
+    long_search,
+    long_tta,
+    preset_comparison,
+    seed_runs,
+)
 
 LSCPU = ("CPU(s):  2\nModel name:   Intel Xeon\nFlags:  fpu amx_bf16\nbf16/AMX flags: amx_bf16 amx_int8 avx512_bf16\n")
 
@@ -118,3 +126,22 @@ def test_the_comparison_table_keeps_each_preset_to_its_own_runs(tmp_path):
     assert "**0.9541 (1 seed)**" in rows["densenet-fashion-mnist-long` (d2l_densenet)"]  # raw: no --ema
     assert "not run yet" in rows["d2l-fashion-mnist"]
     assert "| 0.954 |" in rows["Fashion-MNIST benchmark: DenseNet-BC"]
+
+
+def test_the_preset_comparison_is_a_welch_interval_over_each_preset_s_seeds(tmp_path):
+    root = tmp_path / RUN_RECORDS
+    record(root / "densenet-fashion-mnist-seed0", "2026-12-01T10:00:00Z", {"test_acc": 0.936, "eval_split": "test"})
+    record(root / "d2l-fashion-mnist-seed0", "2026-12-01T11:00:00Z", {"test_acc": 0.908, "eval_split": "test"})
+    record(root / "d2l-fashion-mnist-seed1", "2026-12-01T12:00:00Z", {"test_acc": 0.900, "eval_split": "test"}, seed=1)
+    compare = lambda: preset_comparison(tmp_path, "densenet-fashion-mnist", "d2l-fashion-mnist")  # noqa: E731
+    assert compare().startswith("Not compared yet: `densenet-fashion-mnist` has 1 recorded seed(s)")
+    record(root / "densenet-fashion-mnist-seed1", "2026-12-01T13:00:00Z", {"test_acc": 0.938, "eval_split": "test"},
+           seed=1)
+    record(root / "densenet-fashion-mnist-seed2", "2026-12-01T14:00:00Z", {"test_acc": 0.940, "eval_split": "test"},
+           seed=2)
+    # Means 0.9380 and 0.9040: +3.40 points. Variances of the means 0.002^2 / 3 = 1.3333e-6 and 0.005657^2 / 2 = 1.6e-5;
+    # Welch df = (1.7333e-5)^2 / ((1.3333e-6)^2 / 2 + (1.6e-5)^2 / 1) = 1.17, and with the stats module's t975(1.17) =
+    # 9.083 (its quantiles are tested in tests/experiments) the half-width is 9.083 * sqrt(1.7333e-5) = 3.78 points.
+    assert compare() == ("`densenet-fashion-mnist` 0.9380 ± 0.0020 (3 seeds) against `d2l-fashion-mnist` 0.9040 ± "
+                         "0.0057 (2 seeds): a difference of **+3.40 points**, 95% Welch interval -0.38 to +7.18 points "
+                         "(1.2 degrees of freedom).\n")
