@@ -13,6 +13,7 @@ from densenet.engine.average import average_run, average_state_dicts
 from densenet.engine.config import load_preset
 from densenet.engine.data import build_data
 from densenet.engine.distributed import DistContext
+from densenet.engine.evaluate import evaluate_run
 from densenet.engine.trainer import train
 from densenet.errors import UsageError
 from densenet.rundir import read_config
@@ -84,3 +85,17 @@ def test_average_refuses_more_epochs_than_were_kept_and_a_used_out_folder(tmp_pa
     with pytest.raises(UsageError, match="already exists and is not empty"):
         average_run(kept_run, 2, tmp_path / "used")
     assert not (tmp_path / "avg").exists()
+
+
+def test_a_validation_split_run_is_averaged_and_scored_on_its_held_out_images(tmp_path, fashion_dir):
+    """The search for a recipe never reads the test set: a --val-split run's average is evaluated on the same
+    held-out images its epochs were, and says so."""
+    cfg = load_preset("d2l-fashion-mnist").replace({
+        "data.data_dir": str(fashion_dir), "data.resize": 32, "data.train_subset": 320, "data.val_split": 100,
+        "run.batch_size": 32, "run.epochs": 2, "run.compile": False, "run.device": "cpu", "run.precision": "fp32",
+        "run.keep_checkpoints": 2, "optim.lr": 0.05})
+    train(cfg, tmp_path / "run", progress=False)
+    summary = average_run(tmp_path / "run", 2, tmp_path / "avg")
+    assert summary["eval_split"] == "validation" and summary["averaged"]["epochs"] == [1, 2]
+    again = evaluate_run(tmp_path / "avg", split="validation")
+    assert again["examples"] == 100 and again["accuracy"] == pytest.approx(summary["test_acc"], abs=1e-6)

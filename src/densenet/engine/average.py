@@ -3,9 +3,9 @@
 ``densenet train --keep-checkpoints K`` keeps ``checkpoints/epoch-NNNN.pt`` of the last K epochs;
 :func:`average_run` (``densenet average RUN --last K --out NEW_RUN``) averages their trained weights
 (the ``model`` state of each, not the EMA), re-estimates the BatchNorm statistics, evaluates the result on
-the run's test split and writes ``model.safetensors``, ``model.json``, ``config.json`` and
-``summary.json`` into ``NEW_RUN``, which ``densenet evaluate``, ``predict`` and ``export`` then take like
-any run directory.
+the split the run evaluated each epoch (its test split, or the images a ``--val-split`` run held out) and
+writes ``model.safetensors``, ``model.json``, ``config.json`` and ``summary.json`` into ``NEW_RUN``, which
+``densenet evaluate``, ``predict`` and ``export`` then take like any run directory.
 
 The running statistics of averaged weights are not the average of the running statistics, so they are
 measured again: :func:`torch.optim.swa_utils.update_bn` resets them and runs one pass over the run's
@@ -108,11 +108,13 @@ def average_run(run_dir: str | Path, last: int, out: str | Path, *, data_dir: st
     update_bn(data.train_loader, model)  # train mode, no gradients, every training batch once
     log(f"BatchNorm statistics re-estimated on {data.num_train} training images")
     test = task.test_columns(evaluate(model, data.test_loader, data.num_classes, multilabel=task.multilabel))
+    log(f"evaluated on {data.num_test} {data.eval_split} images")
     trained = states[-1]["metrics"][-1] if states[-1].get("metrics") else {}
     summary = {**test, "last_epoch": {k: trained.get(k) for k in test},
                "averaged": {"run_dir": str(run_dir), "epochs": [e for e, _ in chosen],
                             "checkpoints": [p.name for _, p in chosen], "weights": "raw",
                             "batchnorm": "re-estimated on the training split"},
+               "eval_split": data.eval_split,  # a --val-split run is scored on its held-out images, as in training
                "model": config.model.name, "dataset": config.data.dataset, "multilabel": task.multilabel,
                "params": sum(p.numel() for p in model.parameters()), "device": str(ctx.device),
                "run_dir": str(out), "elapsed_s": time.perf_counter() - began}
