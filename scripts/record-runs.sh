@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Trains preset runs one after another and files each finished run's record under docs/records/runs/<name>/:
-# summary.json, config.json, metrics.jsonl, model.json, the command line and the machine (lscpu, bf16/AMX flags).
+# summary.json, config.json, metrics.jsonl, model.json, the command line and the machine (lscpu, bf16/AMX flags),
+# and vmstat.log: the machine's load, a line a minute while the run trained.
 # Usage, from the repository root:  nohup bash scripts/record-runs.sh PRESET:SEED [PRESET:SEED ...] > run.log 2>&1 &
 # PRESET is a built-in preset's name or a preset file (its records are named after the file).
 # PYTHON defaults to .venv/bin/python; DENSENET_DATA defaults to ../shared/data; EXTRA adds train flags;
@@ -21,10 +22,15 @@ for spec in "$@"; do
   { lscpu | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|Flags):'
     found=$(lscpu | grep -o -w -E 'avx512_bf16|amx_bf16|amx_int8' | sort -u | tr '\n' ' ')
     echo "bf16/AMX flags: ${found:-none of avx512_bf16, amx_bf16, amx_int8}"; } > "$out/lscpu.txt"
+  # What else the machine did during the run, a line a minute (runnable processes, idle and stolen CPU time),
+  # so that a run slower than its siblings can be explained by a measurement rather than a guess.
+  vmstat_pid=
+  if command -v vmstat > /dev/null; then vmstat -t 60 > "$out/vmstat.log" & vmstat_pid=$!; fi
   # shellcheck disable=SC2086
   "$PY" -m densenet train --preset "$preset" --seed "$seed" --out "$run" --no-progress ${EXTRA:-} \
     > "$out/train.log" 2> >(grep --line-buffered -v '^USDT:' > "$out/train.err")
   status=$?
+  [ -n "$vmstat_pid" ] && kill "$vmstat_pid" 2> /dev/null
   printf '%s\n' "$cmd" > "$out/command.txt"
   echo "started $(date -u -r "$out/lscpu.txt" +%FT%TZ), finished $(date -u +%FT%TZ), exit $status, git $(git rev-parse --short HEAD)" >> "$out/command.txt"
   for f in summary.json config.json metrics.jsonl model.json; do cp "$run/$f" "$out/" 2>/dev/null; done
