@@ -17,6 +17,7 @@ for spec in "$@"; do
   run=runs/records/$name
   out=${RECORDS:-docs/records/runs}/$name
   cmd="OMP_WAIT_POLICY=$OMP_WAIT_POLICY densenet train --preset $preset --seed $seed --out $run --no-progress ${EXTRA:-}"
+  commit=$(git rev-parse --short HEAD)  # the code the run starts with; later commits do not change a running process
   echo "$(date -u +%H:%M:%S) start $name: $cmd (load $(cut -d' ' -f1-3 /proc/loadavg))"
   mkdir -p "$out"
   { lscpu | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|Flags):'
@@ -32,7 +33,7 @@ for spec in "$@"; do
   status=$?
   [ -n "$vmstat_pid" ] && kill "$vmstat_pid" 2> /dev/null
   printf '%s\n' "$cmd" > "$out/command.txt"
-  echo "started $(date -u -r "$out/lscpu.txt" +%FT%TZ), finished $(date -u +%FT%TZ), exit $status, git $(git rev-parse --short HEAD)" >> "$out/command.txt"
+  echo "started $(date -u -r "$out/lscpu.txt" +%FT%TZ), finished $(date -u +%FT%TZ), exit $status, git $commit at the start" >> "$out/command.txt"
   for f in summary.json config.json metrics.jsonl model.json; do cp "$run/$f" "$out/" 2>/dev/null; done
   echo "$(date -u +%H:%M:%S) done  $name: exit $status"
 done
