@@ -145,7 +145,13 @@ def preset_runs(root: Path, preset: str) -> list[Path]:
     """A built-in preset's finished test-set runs, ``<preset>-seed<N>/`` under ``docs/records/runs`` (not another
     preset whose name starts the same, such as the long preset's)."""
     runs = _finished(root, RUN_RECORDS, f"{preset}-seed")
-    return [r for r in runs if r.name.removeprefix(f"{preset}-seed").isdigit()]
+    runs = [r for r in runs if r.name.removeprefix(f"{preset}-seed").isdigit()]
+    for run in runs:
+        split = read_json(run / "summary.json").get("eval_split", "test")
+        if split != "test":
+            raise ValueError(f"{run}: a preset's run record is scored on the test set, not on its {split} split; "
+                             "file --val-split runs under docs/records/search/")
+    return runs
 
 
 def seed_runs(root: Path, preset: str) -> str:
@@ -181,18 +187,20 @@ def seed_runs(root: Path, preset: str) -> str:
 
 def preset_comparison(root: Path, better: str, base: str) -> str:
     """Preset ``better`` against preset ``base`` over their recorded seeds: each mean and sample spread, and the
-    difference with its 95% Welch t-interval (the two presets' runs are independent samples: a seed does not give
-    the two recipes the same batches or the same initial weights)."""
-    from densenet.experiments.stats import welch
+    difference with its 95% t-interval, paired when both hold the same seeds (seed ``s`` of each draws the same
+    batch order) and Welch's otherwise, by the rule of :func:`densenet.experiments.stats.by_seed`."""
+    from densenet.experiments.stats import by_seed
 
-    accs = {p: [read_json(r / "summary.json")[headline(r)] for r in preset_runs(root, p)] for p in (better, base)}
+    accs = {p: {read_json(r / "config.json")["run"]["seed"]: read_json(r / "summary.json")[headline(r)]
+                for r in preset_runs(root, p)} for p in (better, base)}
     if min(len(v) for v in accs.values()) < 2:
         return (f"Not compared yet: `{better}` has {len(accs[better])} recorded seed(s) and `{base}` "
                 f"{len(accs[base])}; a spread needs two of each.\n")
-    iv = welch(accs[better], accs[base])
-    return (f"`{better}` {_spread(accs[better])} against `{base}` {_spread(accs[base])}: a difference of "
-            f"**{100 * iv.diff:+.2f} points**, 95% Welch interval {100 * (iv.diff - iv.half):+.2f} to "
-            f"{100 * (iv.diff + iv.half):+.2f} points ({iv.df:.1f} degrees of freedom).\n")
+    iv = by_seed(accs[better], accs[base])
+    return (f"`{better}` {_spread(list(accs[better].values()))} against `{base}` {_spread(list(accs[base].values()))}: "
+            f"a difference of **{100 * iv.diff:+.2f} points**, 95% {iv.method} interval "
+            f"{100 * (iv.diff - iv.half):+.2f} to {100 * (iv.diff + iv.half):+.2f} points "
+            f"({iv.df:.1f} degrees of freedom).\n")
 
 
 # The published rows beside ours: (classifier, parameters, budget, test accuracy, source). Quoted, not measured.

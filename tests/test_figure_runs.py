@@ -116,10 +116,12 @@ def test_without_ema_the_raw_weights_are_the_headline(tmp_path):
 
 def test_the_comparison_table_keeps_each_preset_to_its_own_runs(tmp_path):
     root = tmp_path / RUN_RECORDS
-    record(root / "densenet-fashion-mnist-seed0", "2026-12-01T10:00:00Z", {"test_acc": 0.9367, "epochs": 10})
-    record(root / "densenet-fashion-mnist-seed1", "2026-12-01T12:00:00Z", {"test_acc": 0.9385, "epochs": 10}, seed=1)
+    record(root / "densenet-fashion-mnist-seed0", "2026-12-01T10:00:00Z",
+           {"test_acc": 0.9367, "epochs": 10, "eval_split": "test"})
+    record(root / "densenet-fashion-mnist-seed1", "2026-12-01T12:00:00Z",
+           {"test_acc": 0.9385, "epochs": 10, "eval_split": "test"}, seed=1)
     record(root / "densenet-fashion-mnist-long-seed0", "2026-12-02T00:00:00Z",
-           {"test_acc": 0.9541, "ema_test_acc": 0.9550, "epochs": 45, "elapsed_s": 4500.0})
+           {"test_acc": 0.9541, "ema_test_acc": 0.9550, "epochs": 45, "elapsed_s": 4500.0, "eval_split": "test"})
     rows = {line.split(" | ")[0].strip("| `"): line for line in fashion_mnist_table(tmp_path).splitlines()[2:]}
     assert "**0.9376 ± 0.0013 (2 seeds)**" in rows["densenet-fashion-mnist` (d2l_densenet)"]
     assert "10 epochs at 64 px, 13.0 min on Intel Xeon, bf16" in rows["densenet-fashion-mnist` (d2l_densenet)"]
@@ -128,20 +130,31 @@ def test_the_comparison_table_keeps_each_preset_to_its_own_runs(tmp_path):
     assert "| 0.954 |" in rows["Fashion-MNIST benchmark: DenseNet-BC"]
 
 
-def test_the_preset_comparison_is_a_welch_interval_over_each_preset_s_seeds(tmp_path):
+def test_the_preset_comparison_is_paired_over_shared_seeds_and_welch_otherwise(tmp_path):
     root = tmp_path / RUN_RECORDS
-    record(root / "densenet-fashion-mnist-seed0", "2026-12-01T10:00:00Z", {"test_acc": 0.936, "eval_split": "test"})
-    record(root / "d2l-fashion-mnist-seed0", "2026-12-01T11:00:00Z", {"test_acc": 0.908, "eval_split": "test"})
-    record(root / "d2l-fashion-mnist-seed1", "2026-12-01T12:00:00Z", {"test_acc": 0.900, "eval_split": "test"}, seed=1)
+    test = {"eval_split": "test"}
+    record(root / "densenet-fashion-mnist-seed0", "2026-12-01T10:00:00Z", {"test_acc": 0.936, **test})
+    record(root / "d2l-fashion-mnist-seed0", "2026-12-01T11:00:00Z", {"test_acc": 0.908, **test})
+    record(root / "d2l-fashion-mnist-seed1", "2026-12-01T12:00:00Z", {"test_acc": 0.900, **test}, seed=1)
     compare = lambda: preset_comparison(tmp_path, "densenet-fashion-mnist", "d2l-fashion-mnist")  # noqa: E731
     assert compare().startswith("Not compared yet: `densenet-fashion-mnist` has 1 recorded seed(s)")
-    record(root / "densenet-fashion-mnist-seed1", "2026-12-01T13:00:00Z", {"test_acc": 0.938, "eval_split": "test"},
-           seed=1)
-    record(root / "densenet-fashion-mnist-seed2", "2026-12-01T14:00:00Z", {"test_acc": 0.940, "eval_split": "test"},
-           seed=2)
-    # Means 0.9380 and 0.9040: +3.40 points. Variances of the means 0.002^2 / 3 = 1.3333e-6 and 0.005657^2 / 2 = 1.6e-5;
-    # Welch df = (1.7333e-5)^2 / ((1.3333e-6)^2 / 2 + (1.6e-5)^2 / 1) = 1.17, and with the stats module's t975(1.17) =
-    # 9.083 (its quantiles are tested in tests/experiments) the half-width is 9.083 * sqrt(1.7333e-5) = 3.78 points.
+    record(root / "densenet-fashion-mnist-seed1", "2026-12-01T13:00:00Z", {"test_acc": 0.938, **test}, seed=1)
+    record(root / "densenet-fashion-mnist-seed2", "2026-12-01T14:00:00Z", {"test_acc": 0.940, **test}, seed=2)
+    # Seeds {0, 1, 2} against {0, 1}: Welch. Means 0.9380 and 0.9040: +3.40 points. Variances of the means
+    # 0.002^2 / 3 = 1.3333e-6 and 0.005657^2 / 2 = 1.6e-5; Welch df = (1.7333e-5)^2 / ((1.3333e-6)^2 / 2 +
+    # (1.6e-5)^2 / 1) = 1.17, and with the stats module's t975(1.17) = 9.083 (its quantiles are tested in
+    # tests/experiments) the half-width is 9.083 * sqrt(1.7333e-5) = 3.78 points.
     assert compare() == ("`densenet-fashion-mnist` 0.9380 ± 0.0020 (3 seeds) against `d2l-fashion-mnist` 0.9040 ± "
-                         "0.0057 (2 seeds): a difference of **+3.40 points**, 95% Welch interval -0.38 to +7.18 points "
-                         "(1.2 degrees of freedom).\n")
+                         "0.0057 (2 seeds): a difference of **+3.40 points**, 95% Welch t interval -0.38 to +7.18 "
+                         "points (1.2 degrees of freedom).\n")
+    record(root / "d2l-fashion-mnist-seed2", "2026-12-01T15:00:00Z", {"test_acc": 0.905, **test}, seed=2)
+    # The same seeds: paired. Differences 0.028, 0.038, 0.035: mean 3.37 points, sample sd 0.0051316, so the
+    # half-width is t975(2) * 0.0051316 / sqrt(3) = 4.3027 * 0.0029627 = 1.27 points.
+    assert compare().endswith("a difference of **+3.37 points**, 95% paired t interval +2.09 to +4.64 points "
+                              "(2.0 degrees of freedom).\n")
+
+
+def test_a_validation_split_run_is_no_preset_run(tmp_path):
+    record(tmp_path / RUN_RECORDS / "d2l-fashion-mnist-seed0", "2026-12-01T11:00:00Z", {"test_acc": 0.91})
+    with pytest.raises(ValueError, match="scored on the test set, not on its validation split"):
+        seed_runs(tmp_path, "d2l-fashion-mnist")

@@ -22,10 +22,10 @@ from tests.helpers import run_cli
 
 from densenet.engine.performance import cpu_supports_bf16
 
-# 520 = 8 batches of 64 + a short one of 8. A small d2l_densenet (one layer per block) and a test subset of whole
-# batches keep the graphs to three (training at 64 and at 8, evaluation at 64): with a cold Inductor cache the first
-# process spends most of its time compiling them (80 s against 107 s for two layers per block and a short test batch,
-# one thread, measured 2026-12-06); the later processes load them from the cache.
+# 520 = 8 batches of 64 + a short one of 8; the 192 test images are one evaluation batch. A small d2l_densenet (one
+# layer per block) keeps the cold compilation of the first process short: 80 s against 107 s with two layers per
+# block, one thread, measured 2026-12-06 on the Intel Xeon with AMX; the later processes load the graphs from the
+# Inductor cache.
 ARGS = ["--preset", "densenet-fashion-mnist", "--resize", "32", "--train-subset", "520", "--test-subset", "192",
         "--batch-size", "64", "--epochs", "3", "--random-erasing", "0.25", "--crop-padding", "2",
         "--model-kwargs", '{"block_config": [1, 1, 1, 1], "growth_rate": 16, "drop_rate": 0.1}', "--no-progress"]

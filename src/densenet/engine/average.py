@@ -81,8 +81,9 @@ def average_run(run_dir: str | Path, last: int, out: str | Path, *, data_dir: st
     Returns:
         The summary written to ``out/summary.json``: the test columns of ``metrics.jsonl`` (``test_acc``,
         ``test_loss``, ``test_top5_acc``; or ``test_mean_auroc``, ``test_map``, ``test_loss``), the same for the
-        last averaged epoch's weights as training measured them (``last_epoch``), and ``averaged``: the source
-        run, the epochs and their checkpoint files.
+        last averaged epoch's weights as training measured them (``last_epoch``), ``eval_split`` (``"test"``, or
+        ``"validation"`` when the ``test_`` columns are of a ``--val-split`` run's held-out images), and
+        ``averaged``: the source run, the epochs and their checkpoint files.
 
     Raises:
         UsageError: fewer kept checkpoints than ``last``, or an ``out`` that already holds files.
