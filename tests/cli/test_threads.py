@@ -1,4 +1,5 @@
-"""``--threads``: the thread count reaches torch in the process that trains or benchmarks."""
+"""Process-wide flags: ``--threads`` reaches torch in the process that trains or benchmarks, and ``train --malloc``
+glibc's allocator (kept by default; see tests/engine/test_allocator.py for what it changes)."""
 
 import json
 
@@ -20,3 +21,13 @@ def test_bench_threads_flag_is_reported(tmp_path):
                      "--steps", "2", "--warmup", "1", "--no-compile", "--no-memory", "--threads", "2", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout)["threads"] == 2
+
+
+def test_train_malloc_flag_is_applied_and_recorded(tmp_path, fashion_dir):
+    common = ["train", "--data-dir", str(fashion_dir), "--resize", "32", "--train-subset", "64", "--test-subset", "64",
+              "--epochs", "1", "--batch-size", "32", "--no-compile", "--no-progress", "--json"]
+    system = run_cli(*common, "--out", str(tmp_path / "system"), "--malloc", "system")
+    assert system.returncode == 0, system.stderr[-3000:]
+    assert json.loads(system.stdout)["malloc"] == "system"
+    bad = run_cli(*common, "--out", str(tmp_path / "bad"), "--malloc", "jemalloc")
+    assert bad.returncode == 2 and "--malloc: invalid choice: 'jemalloc'" in bad.stderr, bad.stderr

@@ -18,5 +18,6 @@
 - :mod:`~densenet.engine.distributed`: ``torchrun`` set-up, and the one reading of ``--device``.
 - The fast path: :mod:`~densenet.engine.performance` decides precision, memory format and compilation per
   device (reading the CPU through :mod:`~densenet.engine.hardware`); :mod:`~densenet.engine.compiled` and
-  :mod:`~densenet.engine.maxpool` compile a model from outside it.
+  :mod:`~densenet.engine.maxpool` compile a model from outside it; :mod:`~densenet.engine.allocator` keeps
+  glibc from returning freed memory between steps (``densenet train``'s ``--malloc``).
 """

@@ -20,6 +20,7 @@ import torch
 
 from densenet.engine import checkpoint as ckpt
 from densenet.engine import ema as ema_weights
+from densenet.engine.allocator import malloc_mode
 from densenet.engine.config import TrainConfig
 from densenet.engine.data import TrainData, build_data
 from densenet.engine.distributed import (
@@ -361,6 +362,7 @@ class Trainer:
             "device": str(self.ctx.device),
             "world_size": self.ctx.world_size,
             "threads": torch.get_num_threads(),
+            "malloc": malloc_mode(),  # whether glibc kept freed memory (densenet train's default) or not
             "precision": self.perf.precision,
             "compiled": self.perf.compile,
             "params": sum(p.numel() for p in self.model.parameters()),
