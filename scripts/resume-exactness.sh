@@ -16,11 +16,13 @@ args=(--preset d2l-fashion-mnist --resize 64 --train-subset 2000 --test-subset 5
 "$PY" -m densenet train "${args[@]}" --epochs 1 --out "$work/b" 2> "$work/b.err"
 "$PY" -m densenet train --resume "$work/b" --epochs 2 --no-progress 2> "$work/b-resume.err"
 "$PY" - "$work/a" "$work/b" "$out_json" "${args[*]}" "$(git describe --always --dirty)" <<'PY'
-import json, platform, sys
+import json, sys
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+
+from densenet.engine.hardware import machine_record
 
 a, b, out, args, commit = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], sys.argv[5]
 KEEP = ("epoch", "loss", "train_acc", "test_acc", "test_loss", "lr", "examples")  # as tests/engine/test_compiled_resume
@@ -29,9 +31,6 @@ differ = [k for k in wa if not torch.equal(wa[k], wb[k])]
 rel = max([((wa[k] - wb[k]).abs().max() / wa[k].abs().max().clamp_min(1e-30)).item() for k in differ], default=0.0)
 rows = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (a, b)]
 summary = json.loads((a / "summary.json").read_text())
-flags = sorted({f for line in open("/proc/cpuinfo") if line.startswith("flags") for f in line.split()}
-               & {"avx512_bf16", "amx_bf16", "amx_int8"})
-model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
 record = {
     "command": f"densenet train {args} --epochs 2 --out a; densenet train {args} --epochs 1 --out b; "
                "densenet train --resume b --epochs 2",
@@ -39,9 +38,7 @@ record = {
     "tensors": len(wa), "tensors_differing": len(differ), "max_relative_difference": rel,
     "epoch2_loss_uninterrupted": rows[0][1]["loss"], "epoch2_loss_resumed": rows[1][1]["loss"],
     "metrics_equal": [{k: r[k] for k in KEEP} for r in rows[0]] == [{k: r[k] for k in KEEP} for r in rows[1]],
-    "machine": {"cpu": model, "bf16_amx_flags": flags, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                "python": platform.python_version(),
-                "git": commit},
+    "machine": {**machine_record(["bash", "scripts/resume-exactness.sh", str(out)]), "git": commit},
 }
 out.write_text(json.dumps(record, indent=2) + "\n")
 print(json.dumps(record, indent=2))
