@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 from tests.photo_files import picture, random_bytes, save, truncated_jpeg, write_photo_folder
+from tests.processes import wait_until_gone
 from torch.utils.data.distributed import DistributedSampler
 
 from densenet.data.catalogue import ImageList
@@ -259,3 +265,72 @@ def test_randaugment_on_streamed_photos_is_the_same_from_any_worker_count_and_fr
     assert_same_batches(streamed, held)
     (plain,) = epochs(loader(files, TRAIN_TF, workers=0), which=(1,))
     assert all(not torch.equal(a, b) for (a, _), (b, _) in zip(streamed, plain))
+
+
+# ------------------------------------------------------------------ workers end with their parent
+
+def killed_parent_leaves(script: str, tmp_path: Path) -> list[int]:
+    """Run ``script`` in a real process that prints the pids of its children, one per line, then
+    SIGKILLs itself; the pids it printed. (Its output goes to files, not pipes, which a surviving
+    child would hold open.)"""
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        code = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], stdout=stdout, stderr=stderr,
+                              timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}).returncode
+    assert code == -signal.SIGKILL, err.read_text()[-2000:]
+    pids = [int(line) for line in out.read_text().split()]
+    assert pids, err.read_text()[-2000:]
+    return pids
+
+
+# A child that sleeps for an hour once the worker init returns: torch's worker loop, blind to its parent.
+CHILD = """
+    import os, signal, sys, time
+    from densenet.data.stream import _EndWithParent
+    watch = _EndWithParent()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        {child}
+        watch(0)
+        os.write(write, b"x")
+        time.sleep(3600)
+        os._exit(0)
+    print(child, flush=True)
+    {parent}
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_worker_whose_parent_was_killed_before_its_init_exits_at_once(tmp_path):
+    # The race torch's own check misses: the parent dies between the fork and the worker's first look at it.
+    pids = killed_parent_leaves(CHILD.format(
+        child="while os.getppid() == watch.parent: time.sleep(0.01)",  # wait for the parent's death
+        parent="pass"), tmp_path)
+    assert wait_until_gone(pids, within_s=10) == []
+
+
+def test_a_worker_is_killed_with_its_parent(tmp_path):
+    # The parent dies after the init (os.read waits for it), while the worker blocks for an hour.
+    pids = killed_parent_leaves(CHILD.format(child="pass", parent="os.read(read, 1)"), tmp_path)
+    assert wait_until_gone(pids, within_s=10) == []
+
+
+def test_photo_loader_workers_die_within_a_second_of_a_killed_parent(folder, tmp_path):
+    # The real loader and its real workers: torch alone would notice within its 5-second queue timeout.
+    pids = killed_parent_leaves(f"""
+        import os, signal
+        from pathlib import Path
+        from densenet.data.images import list_image_folder
+        from densenet.data.photos import EvalTransform
+        from densenet.data.stream import PhotoDataset, PhotoLoader
+        from tests.processes import children
+        files = list_image_folder(Path({str(folder)!r}), "train")
+        loader = PhotoLoader(PhotoDataset(files, EvalTransform(32), channels=3), 4, mean=(0.5,) * 3,
+                             std=(0.5,) * 3, workers=2)
+        next(iter(loader))
+        print(*children(os.getpid()), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """, tmp_path)
+    assert len(pids) == 2
+    assert wait_until_gone(pids, within_s=1.0) == []

@@ -34,6 +34,7 @@ from tests.cli.reliability import (
     fill_disk,
     make_shapes,
 )
+from tests.processes import children, wait_until_gone
 
 from densenet.cli.main import _describe
 from densenet.engine.checkpoint import load_checkpoint
@@ -229,7 +230,7 @@ def test_sigkill_at_random_moments_never_corrupts_the_run(shapes, tmp_path):
     t0 = time.monotonic()
     assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
     duration = time.monotonic() - t0
-    epoch, kills = check_after_kill(run), 0
+    epoch, kills, seen = check_after_kill(run), 0, 0
     for _ in range(5):
         # Each round asks for two more epochs and dies somewhere in them: mid-batch, mid-checkpoint,
         # mid-metrics row, or while the final weights are written.
@@ -238,13 +239,16 @@ def test_sigkill_at_random_moments_never_corrupts_the_run(shapes, tmp_path):
             wait_for(started, proc)
             time.sleep(rng.uniform(0.0, 0.9 * duration))
             if proc.poll() is None:
+                workers = children(proc.pid)  # the picture-decoding DataLoader workers
                 proc.kill()
                 kills += 1
+                seen += len(workers)
+                assert wait_until_gone(workers, within_s=2) == [], "a worker outlived the killed run"
             proc.wait(timeout=60)
         finally:
             proc.kill()
         epoch = check_after_kill(run)
-    assert kills >= 2
+    assert kills >= 2 and seen > 0
     result = cli("train", "--resume", str(run), "--epochs", str(epoch + 1), "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     assert epochs_in(run) == list(range(1, epoch + 2))  # one row per finished epoch, no duplicates

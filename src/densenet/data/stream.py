@@ -18,7 +18,11 @@ one picture shorter.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -177,6 +181,42 @@ class _Plan:
         return len(self.batches)
 
 
+class _EndWithParent:
+    """The decoding workers' ``worker_init_fn``: a worker ends when the process that started it is gone.
+
+    torch's worker notices a dead parent by comparing ``os.getppid()`` with the parent it read when its
+    loop began. A parent killed (SIGKILL) between the fork and that read is never noticed: the worker
+    waits on its queue forever, an orphan. Here, before torch's loop, a worker started directly by the
+    loading process (fork or spawn) asks Linux to SIGKILL it when that parent dies
+    (``PR_SET_PDEATHSIG``), then exits at once if the parent has already gone. Linux sends the signal
+    when the *thread* that started the worker ends, so it is asked for only when the main thread starts
+    the workers.
+    """
+
+    PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+    def __init__(self) -> None:
+        self.parent = os.getpid()
+        self.direct = True  # the workers are the parent's own children (fork or spawn, not forkserver)
+        self.arm = True     # ask for the death signal
+
+    def note_start(self, loader: DataLoader) -> None:
+        """Record, just before ``iter(loader)`` starts workers, who starts them and how."""
+        context = loader.multiprocessing_context
+        method = context.get_start_method() if context is not None else torch.multiprocessing.get_start_method()
+        self.parent = os.getpid()
+        self.direct = method in ("fork", "spawn")
+        self.arm = self.direct and threading.current_thread() is threading.main_thread()
+
+    def __call__(self, worker_id: int) -> None:
+        if not self.direct:
+            return
+        if self.arm and sys.platform.startswith("linux"):
+            ctypes.CDLL(None, use_errno=True).prctl(self.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != self.parent:
+            os._exit(0)  # the parent died before the signal was asked for: nobody reads our batches
+
+
 class PhotoLoader(EpochPlan):
     """Iterate over a :class:`PhotoDataset` in ``(x, y)`` batches on a device, decoding in workers.
 
@@ -211,13 +251,15 @@ class PhotoLoader(EpochPlan):
         self.bad_files: dict[str, str] = {}  # path -> why it was skipped
         self._pin = self.device.type == "cuda"
         self._plan = _Plan()
+        self._end_with_parent = _EndWithParent()
         # DataLoader draws its workers' base seed at every iter() (once, with persistent workers) from
         # `generator`, by default the global torch RNG that dropout uses: a private one keeps the run's
         # random stream independent of the worker count and of where a resumed run restarted.
         self._loader = DataLoader(dataset, batch_sampler=self._plan, num_workers=workers, collate_fn=collate,
                                   pin_memory=self._pin, persistent_workers=workers > 0,
                                   prefetch_factor=2 if workers > 0 else None,
-                                  generator=torch.Generator().manual_seed(seed))
+                                  generator=torch.Generator().manual_seed(seed),
+                                  worker_init_fn=self._end_with_parent if workers > 0 else None)
 
     def _dataset_len(self) -> int:
         return len(self.dataset)
@@ -225,6 +267,7 @@ class PhotoLoader(EpochPlan):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch, start, batches = self._begin()
         self._plan.batches = [[(int(i), epoch) for i in index] for index in batches[start:]]
+        self._end_with_parent.note_start(self._loader)
         it = iter(self._loader)
         for batch in range(start, len(batches)):
             began = time.perf_counter()
