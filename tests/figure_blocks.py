@@ -9,7 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.figure_runs import RUNS, fashion_mnist_table, long_search, long_tta, preset_comparison, run_record, seed_runs
+from tests.figure_runs import (
+    RUNS,
+    ablation_planned,
+    fashion_mnist_table,
+    long_ablation,
+    long_search,
+    long_tta,
+    preset_comparison,
+    run_record,
+    seed_runs,
+)
 from tests.figure_runs import read_json as _json
 from tests.figure_runs import read_lscpu as _lscpu
 
@@ -239,6 +249,7 @@ def renderers(root: Path) -> dict[str, tuple[str, Callable[[], str]]]:
         "backends-2threads": ("BENCHMARKS.md", lambda: backends_2threads(two, one)),
         "long-search": ("README.md", lambda: long_search(root)),
         "long-tta": ("README.md", lambda: long_tta(root)),
+        "long-ablation": ("README.md", lambda: long_ablation(root, ablation_planned(root))),
         **{f"{block}-runs": ("README.md", lambda preset=preset: seed_runs(root, preset)) for block, preset in
            (("seed", "d2l-fashion-mnist"), ("recommended", "densenet-fashion-mnist"),
             ("long", "densenet-fashion-mnist-long"))},

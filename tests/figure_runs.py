@@ -3,8 +3,10 @@ and the Fashion-MNIST comparison table (see tests/figures.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 RUNS = {  # generated block -> the run record it renders (scripts/record-runs.sh PRESET:SEED files them)
@@ -201,6 +203,56 @@ def preset_comparison(root: Path, better: str, base: str) -> str:
             f"a difference of **{100 * iv.diff:+.2f} points**, 95% {iv.method} interval "
             f"{100 * (iv.diff - iv.half):+.2f} to {100 * (iv.diff + iv.half):+.2f} points "
             f"({iv.df:.1f} degrees of freedom).\n")
+
+
+ABLATION = "docs/records/ablation/long"  # issue 22's ablation: <long preset>-no-<ingredient>-seed<N>/
+LONG = "densenet-fashion-mnist-long"
+
+
+def ablation_script(root: Path) -> ModuleType:
+    """scripts/long_ablation.py, the one owner of the ablation's ingredients."""
+    spec = importlib.util.spec_from_file_location("long_ablation", root / "scripts" / "long_ablation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def ablation_planned(root: Path) -> list[str]:
+    """The ingredients the long preset uses, each of which the ablation removes once."""
+    script = ablation_script(root)
+    return list(script.variants(json.loads(script.PRESET.read_text())))
+
+
+def long_ablation(root: Path, planned: list[str]) -> str:
+    """One row per ingredient removed from the long preset (``planned``: every ingredient it uses), on the test
+    set, each set beside the full recipe's run at the same seed."""
+    full = {read_json(r / "config.json")["run"]["seed"]: read_json(r / "summary.json")[headline(r)]
+            for r in preset_runs(root, LONG)}
+    runs = _finished(root, ABLATION, f"{LONG}-no-")
+    lines = ["| removed | test acc | change against the full recipe, same seed | seed | epochs | time | machine |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    done = []
+    for run in runs:
+        name = run.name.removeprefix(f"{LONG}-no-").rsplit("-seed", 1)[0]
+        if name not in planned:
+            raise ValueError(f"{run}: {name!r} is not an ingredient of {LONG} ({', '.join(planned)})")
+        summary = read_json(run / "summary.json")
+        if summary.get("eval_split", "test") != "test":
+            raise ValueError(f"{run}: an ablation run is scored on the test set, not on {summary['eval_split']}")
+        seed, acc = read_json(run / "config.json")["run"]["seed"], summary[headline(run)]
+        change = f"{100 * (acc - full[seed]):+.2f} pt" if seed in full else "no full run at this seed"
+        done.append(name)
+        lines.append(f"| {name} | {acc:.4f} | {change} | {seed} | {summary['epochs']} | "
+                     f"{summary['elapsed_s'] / 60:.1f} min | {_machine(run)}, {summary['precision']} |")
+    if not runs:
+        lines = [f"No ablation run has a record yet; they land in `{ABLATION}/`."]
+    else:
+        lines += ["", "One run per ingredient, at one seed: a change is one draw, and the full recipe's own seeds "
+                  f"are {_spread(list(full.values()))}."]
+    missing = [name for name in planned if name not in done]
+    if missing:
+        lines += ["", f"Not run yet: {', '.join(missing)}."]
+    return "\n".join(lines) + "\n"
 
 
 # The published rows beside ours: (classifier, parameters, budget, test accuracy, source). Quoted, not measured.

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from tests.figure_runs import (
+    ABLATION,
     RUN_RECORDS,
     SEARCH,
     fashion_mnist_table,
+    long_ablation,
     long_search,
     long_tta,
     preset_comparison,
@@ -158,3 +160,29 @@ def test_a_validation_split_run_is_no_preset_run(tmp_path):
     record(tmp_path / RUN_RECORDS / "d2l-fashion-mnist-seed0", "2026-12-01T11:00:00Z", {"test_acc": 0.91})
     with pytest.raises(ValueError, match="scored on the test set, not on its validation split"):
         seed_runs(tmp_path, "d2l-fashion-mnist")
+
+
+def test_the_ablation_table_sets_each_run_beside_the_full_recipe_at_its_seed(tmp_path):
+    planned = ["crop", "erasing", "hflip", "label-smoothing"]
+    assert long_ablation(tmp_path, planned).startswith("No ablation run has a record yet")
+    for seed, acc, started in ((0, 0.9480, "2026-12-01T23:34:21Z"), (1, 0.9482, "2026-12-02T01:44:38Z")):
+        record(tmp_path / RUN_RECORDS / f"densenet-fashion-mnist-long-seed{seed}", started,
+               {"test_acc": acc, "eval_split": "test", "epochs": 45}, seed=seed)
+    record(tmp_path / ABLATION / "densenet-fashion-mnist-long-no-erasing-seed0", "2026-12-06T05:20:00Z",
+           {"test_acc": 0.9461, "eval_split": "test", "epochs": 45, "elapsed_s": 4800.0})
+    rows = long_ablation(tmp_path, planned).splitlines()
+    assert rows[2] == ("| erasing | 0.9461 | -0.19 pt | 0 | 45 | 80.0 min | Intel Xeon, 2 CPUs (bf16/AMX flags: "
+                       "amx_bf16 amx_int8 avx512_bf16), bf16 |")
+    assert "the full recipe's own seeds are 0.9481 ± 0.0001 (2 seeds)" in rows[4]
+    assert rows[-1] == "Not run yet: crop, hflip, label-smoothing."
+    record(tmp_path / ABLATION / "densenet-fashion-mnist-long-no-ema-seed0", "2026-12-06T07:00:00Z",
+           {"test_acc": 0.95, "eval_split": "test"})
+    with pytest.raises(ValueError, match="'ema' is not an ingredient of densenet-fashion-mnist-long"):
+        long_ablation(tmp_path, planned)
+
+
+def test_an_ablation_run_scored_on_a_validation_split_is_refused(tmp_path):
+    record(tmp_path / ABLATION / "densenet-fashion-mnist-long-no-crop-seed0", "2026-12-06T05:20:00Z",
+           {"test_acc": 0.94})  # record() files eval_split validation unless told
+    with pytest.raises(ValueError, match="scored on the test set, not on validation"):
+        long_ablation(tmp_path, ["crop"])

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 from densenet.engine.config import load_preset
+from tests.figure_runs import ablation_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def script():
-    spec = importlib.util.spec_from_file_location("long_ablation", ROOT / "scripts" / "long_ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return ablation_script(ROOT)
 
 
 def test_each_variant_removes_exactly_one_ingredient_and_loads(tmp_path):
