@@ -267,7 +267,8 @@ class PhotoLoader(EpochPlan):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch, start, batches = self._begin()
         self._plan.batches = [[(int(i), epoch) for i in index] for index in batches[start:]]
-        self._end_with_parent.note_start(self._loader)
+        if self.workers:  # (reading the start method fixes it, which the DataLoader's workers do anyway)
+            self._end_with_parent.note_start(self._loader)
         it = iter(self._loader)
         for batch in range(start, len(batches)):
             began = time.perf_counter()
