@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains preset runs one after another and files each finished run's record under docs/records/runs/<name>/:
-# summary.json, config.json, metrics.jsonl, model.json, the command line and the machine (lscpu, bf16/AMX flags),
+# summary.json, config.json, metrics.jsonl, model.json, preset.json (for a preset file), the command line and the machine (lscpu, bf16/AMX flags),
 # and vmstat.log: the machine's load, a line a minute while the run trained.
 # Usage, from the repository root:  nohup bash scripts/record-runs.sh PRESET:SEED [PRESET:SEED ...] > run.log 2>&1 &
 # PRESET is a built-in preset's name or a preset file (its records are named after the file).
@@ -40,6 +40,7 @@ for spec in "$@"; do
   echo "started $(date -u -r "$out/lscpu.txt" +%FT%TZ), finished $(date -u +%FT%TZ), exit $status," \
     "git $commit at the start" >> "$out/command.txt"
   for f in summary.json config.json metrics.jsonl model.json; do cp "$run/$f" "$out/" 2>/dev/null; done
+  [ ! -f "$preset" ] || cp "$preset" "$out/preset.json"  # a preset file (an ablation's) lives in ignored runs/
   echo "$(date -u +%H:%M:%S) done  $name: exit $status"
 done
 echo "$(date -u +%H:%M:%S) all done"
