@@ -19,6 +19,14 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def descendants(pid: int) -> list[int]:
+    """The pids of the live children of ``pid``, their children, and so on."""
+    out = []
+    for child in children(pid):
+        out += [child, *descendants(child)]
+    return out
+
+
 def gone(pid: int) -> bool:
     """The process has exited (a zombie waiting for its reaper counts as gone)."""
     try:
@@ -34,5 +42,8 @@ def wait_until_gone(pids: list[int], within_s: float) -> list[int]:
         time.sleep(0.02)
     alive = [p for p in pids if not gone(p)]
     for pid in alive:
-        os.kill(pid, signal.SIGKILL)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # it ended (and was reaped) meanwhile
     return alive

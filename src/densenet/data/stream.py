@@ -18,10 +18,8 @@ one picture shorter.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
-import sys
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -182,39 +180,40 @@ class _Plan:
 
 
 class _EndWithParent:
-    """The decoding workers' ``worker_init_fn``: a worker ends when the process that started it is gone.
+    """The decoding workers' ``worker_init_fn``: a worker ends when the loading process is gone.
 
     torch's worker notices a dead parent by comparing ``os.getppid()`` with the parent it read when its
-    loop began. A parent killed (SIGKILL) between the fork and that read is never noticed: the worker
-    waits on its queue forever, an orphan. Here, before torch's loop, a worker started directly by the
-    loading process (fork or spawn) asks Linux to SIGKILL it when that parent dies
-    (``PR_SET_PDEATHSIG``), then exits at once if the parent has already gone. Linux sends the signal
-    when the *thread* that started the worker ends, so it is asked for only when the main thread starts
-    the workers.
-    """
+    loop began, every 5 seconds. A parent killed (SIGKILL) between the fork and that read is never
+    noticed, and under forkserver (Python 3.14's default on Linux) the parent is the fork server, which
+    outlives the loading process: either way the worker waits on its queue forever, an orphan.
 
-    PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+    Here each worker opens a pidfd on the loading process itself and a daemon thread exits the worker as
+    soon as that process has ended, whatever the start method and whichever thread started the workers;
+    a loading process already gone when the worker starts ends it at once. Without pidfds (not Linux, or
+    a kernel older than 5.3) torch's own check is all there is.
+    """
 
     def __init__(self) -> None:
         self.parent = os.getpid()
-        self.direct = True  # the workers are the parent's own children (fork or spawn, not forkserver)
-        self.arm = True     # ask for the death signal
 
-    def note_start(self, loader: DataLoader) -> None:
-        """Record, just before ``iter(loader)`` starts workers, who starts them and how."""
-        context = loader.multiprocessing_context
-        method = context.get_start_method() if context is not None else torch.multiprocessing.get_start_method()
+    def note_start(self) -> None:
+        """Record, just before ``iter(loader)`` starts workers, the process that will read their batches."""
         self.parent = os.getpid()
-        self.direct = method in ("fork", "spawn")
-        self.arm = self.direct and threading.current_thread() is threading.main_thread()
 
     def __call__(self, worker_id: int) -> None:
-        if not self.direct:
-            return
-        if self.arm and sys.platform.startswith("linux"):
-            ctypes.CDLL(None, use_errno=True).prctl(self.PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != self.parent:
-            os._exit(0)  # the parent died before the signal was asked for: nobody reads our batches
+        try:
+            pidfd = os.pidfd_open(self.parent)
+        except ProcessLookupError:
+            os._exit(0)  # the loading process has gone (and been reaped): nobody reads our batches
+        except (AttributeError, OSError):
+            return  # no pidfds here
+        threading.Thread(target=_exit_when_ended, args=(pidfd,), name="densenet-parent-watch", daemon=True).start()
+
+
+def _exit_when_ended(pidfd: int) -> None:
+    """Block until the process behind ``pidfd`` ends (the descriptor turns readable), then end this one."""
+    select.select([pidfd], [], [])
+    os._exit(0)
 
 
 class PhotoLoader(EpochPlan):
@@ -267,8 +266,7 @@ class PhotoLoader(EpochPlan):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch, start, batches = self._begin()
         self._plan.batches = [[(int(i), epoch) for i in index] for index in batches[start:]]
-        if self.workers:  # (reading the start method fixes it, which the DataLoader's workers do anyway)
-            self._end_with_parent.note_start(self._loader)
+        self._end_with_parent.note_start()
         it = iter(self._loader)
         for batch in range(start, len(batches)):
             began = time.perf_counter()
