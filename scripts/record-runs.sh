@@ -25,6 +25,7 @@ for spec in "$@"; do
   commit=$(git describe --always --dirty)
   echo "$(date -u +%H:%M:%S) start $name: $cmd (load $(cut -d' ' -f1-3 /proc/loadavg))"
   mkdir -p "$out"
+  [ ! -f "$preset" ] || cp "$preset" "$out/preset.json"  # a preset file (an ablation's) lives in ignored runs/
   { lscpu | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|Flags):'
     found=$(lscpu | grep -o -w -E 'avx512_bf16|amx_bf16|amx_int8' | sort -u | tr '\n' ' ')
     echo "bf16/AMX flags: ${found:-none of avx512_bf16, amx_bf16, amx_int8}"; } > "$out/lscpu.txt"
@@ -40,7 +41,6 @@ for spec in "$@"; do
   echo "started $(date -u -r "$out/lscpu.txt" +%FT%TZ), finished $(date -u +%FT%TZ), exit $status," \
     "git $commit at the start" >> "$out/command.txt"
   for f in summary.json config.json metrics.jsonl model.json; do cp "$run/$f" "$out/" 2>/dev/null; done
-  [ ! -f "$preset" ] || cp "$preset" "$out/preset.json"  # a preset file (an ablation's) lives in ignored runs/
   echo "$(date -u +%H:%M:%S) done  $name: exit $status"
 done
 echo "$(date -u +%H:%M:%S) all done"

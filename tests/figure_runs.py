@@ -217,40 +217,61 @@ def ablation_script(root: Path) -> ModuleType:
     return module
 
 
-def ablation_planned(root: Path) -> list[str]:
-    """The ingredients the long preset uses, each of which the ablation removes once."""
+def ablation_planned(root: Path) -> dict[str, tuple[str, str, Any]]:
+    """The ingredients the long preset uses, each of which the ablation removes once: name -> (section, field,
+    the value that turns it off)."""
     script = ablation_script(root)
-    return list(script.variants(json.loads(script.PRESET.read_text())))
+    return {name: script.INGREDIENTS[name] for name in script.variants(json.loads(script.PRESET.read_text()))}
 
 
-def long_ablation(root: Path, planned: list[str]) -> str:
+def _config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """``section.field`` (or a top-level key) of every training setting two ``config.json`` files disagree on;
+    ``preset``, the preset's name or file, is no setting."""
+    out = []
+    for key in sorted((set(a) | set(b)) - {"preset"}):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += [f"{key}.{k}" for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)]
+        elif x != y:
+            out.append(key)
+    return out
+
+
+def long_ablation(root: Path, planned: dict[str, tuple[str, str, Any]]) -> str:
     """One row per ingredient removed from the long preset (``planned``: every ingredient it uses), on the test
-    set, each set beside the full recipe's run at the same seed."""
-    full = {read_json(r / "config.json")["run"]["seed"]: read_json(r / "summary.json")[headline(r)]
-            for r in preset_runs(root, LONG)}
+    set, each set beside the full recipe's run at the same seed, whose config must differ in that field alone
+    (and in the preset's name)."""
+    full = {read_json(r / "config.json")["run"]["seed"]: r for r in preset_runs(root, LONG)}
     runs = _finished(root, ABLATION, f"{LONG}-no-")
+    if not runs:
+        return f"No ablation run has a record yet; they land in `{ABLATION}/`.\n"
     lines = ["| removed | test acc | change against the full recipe, same seed | seed | epochs | time | machine |",
              "|---|---:|---:|---:|---:|---:|---|"]
-    done = []
     for run in runs:
         name = run.name.removeprefix(f"{LONG}-no-").rsplit("-seed", 1)[0]
         if name not in planned:
             raise ValueError(f"{run}: {name!r} is not an ingredient of {LONG} ({', '.join(planned)})")
-        summary = read_json(run / "summary.json")
+        summary, config = read_json(run / "summary.json"), read_json(run / "config.json")
         if summary.get("eval_split", "test") != "test":
             raise ValueError(f"{run}: an ablation run is scored on the test set, not on {summary['eval_split']}")
-        seed, acc = read_json(run / "config.json")["run"]["seed"], summary[headline(run)]
-        change = f"{100 * (acc - full[seed]):+.2f} pt" if seed in full else "no full run at this seed"
-        done.append(name)
+        seed, acc = config["run"]["seed"], summary[headline(run)]
+        change = "no full run at this seed"
+        if seed in full:
+            differs = _config_differences(config, read_json(full[seed] / "config.json"))
+            section, key, _ = planned[name]
+            if differs != [f"{section}.{key}"]:
+                raise ValueError(f"{run}: its config differs from {full[seed].name}'s in {differs}, not in "
+                                 f"{section}.{key} alone")
+            change = f"{100 * (acc - read_json(full[seed] / 'summary.json')[headline(full[seed])]):+.2f} pt"
         lines.append(f"| {name} | {acc:.4f} | {change} | {seed} | {summary['epochs']} | "
                      f"{summary['elapsed_s'] / 60:.1f} min | {_machine(run)}, {summary['precision']} |")
-    if not runs:
-        lines = [f"No ablation run has a record yet; they land in `{ABLATION}/`."]
-    else:
-        lines += ["", "One run per ingredient, at one seed: a change is one draw, and the full recipe's own seeds "
-                  f"are {_spread(list(full.values()))}."]
-    missing = [name for name in planned if name not in done]
-    if missing:
+    lines += ["", "Each row is one run, a single draw of its seed"]
+    if len(full) > 1:
+        accs = [read_json(r / "summary.json")[headline(r)] for r in full.values()]
+        lines[-1] += f"; the full recipe's own seeds are {_spread(accs)}"
+    lines[-1] += "."
+    done = {run.name.removeprefix(f"{LONG}-no-").rsplit("-seed", 1)[0] for run in runs}
+    if missing := [name for name in planned if name not in done]:
         lines += ["", f"Not run yet: {', '.join(missing)}."]
     return "\n".join(lines) + "\n"
 

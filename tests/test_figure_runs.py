@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,27 +163,50 @@ def test_a_validation_split_run_is_no_preset_run(tmp_path):
         seed_runs(tmp_path, "d2l-fashion-mnist")
 
 
+PLANNED = {"crop": ("data", "random_crop_padding", 0), "erasing": ("data", "random_erasing", 0.0),
+           "hflip": ("data", "hflip", False), "label-smoothing": ("optim", "label_smoothing", 0.0)}
+
+
+def with_config(folder: Path, **data: Any) -> Path:
+    """Give a record the long preset's data settings, changed by ``data``."""
+    config = json.loads((folder / "config.json").read_text())
+    config["data"] = {"resize": 64, "hflip": True, "random_crop_padding": 4, "random_erasing": 0.25, **data}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
 def test_the_ablation_table_sets_each_run_beside_the_full_recipe_at_its_seed(tmp_path):
-    planned = ["crop", "erasing", "hflip", "label-smoothing"]
-    assert long_ablation(tmp_path, planned).startswith("No ablation run has a record yet")
+    assert long_ablation(tmp_path, PLANNED).startswith("No ablation run has a record yet")
     for seed, acc, started in ((0, 0.9480, "2026-12-01T23:34:21Z"), (1, 0.9482, "2026-12-02T01:44:38Z")):
-        record(tmp_path / RUN_RECORDS / f"densenet-fashion-mnist-long-seed{seed}", started,
-               {"test_acc": acc, "eval_split": "test", "epochs": 45}, seed=seed)
-    record(tmp_path / ABLATION / "densenet-fashion-mnist-long-no-erasing-seed0", "2026-12-06T05:20:00Z",
-           {"test_acc": 0.9461, "eval_split": "test", "epochs": 45, "elapsed_s": 4800.0})
-    rows = long_ablation(tmp_path, planned).splitlines()
+        with_config(record(tmp_path / RUN_RECORDS / f"densenet-fashion-mnist-long-seed{seed}", started,
+                           {"test_acc": acc, "eval_split": "test", "epochs": 45}, seed=seed))
+    run = with_config(record(tmp_path / ABLATION / "densenet-fashion-mnist-long-no-erasing-seed0",
+                             "2026-12-06T05:20:00Z", {"test_acc": 0.9461, "eval_split": "test", "epochs": 45,
+                                                      "elapsed_s": 4800.0}), random_erasing=0.0)
+    rows = long_ablation(tmp_path, PLANNED).splitlines()
     assert rows[2] == ("| erasing | 0.9461 | -0.19 pt | 0 | 45 | 80.0 min | Intel Xeon, 2 CPUs (bf16/AMX flags: "
                        "amx_bf16 amx_int8 avx512_bf16), bf16 |")
-    assert "the full recipe's own seeds are 0.9481 ± 0.0001 (2 seeds)" in rows[4]
+    assert rows[4] == ("Each row is one run, a single draw of its seed; the full recipe's own seeds are "
+                       "0.9481 ± 0.0001 (2 seeds).")
     assert rows[-1] == "Not run yet: crop, hflip, label-smoothing."
+    with_config(run, random_erasing=0.0, hflip=False)  # a second change: the row would not measure erasing alone
+    with pytest.raises(ValueError, match=r"differs from densenet-fashion-mnist-long-seed0's in \['data.hflip', "
+                                         r"'data.random_erasing'\], not in data.random_erasing alone"):
+        long_ablation(tmp_path, PLANNED)
+    with_config(run, random_erasing=0.0)
     record(tmp_path / ABLATION / "densenet-fashion-mnist-long-no-ema-seed0", "2026-12-06T07:00:00Z",
            {"test_acc": 0.95, "eval_split": "test"})
     with pytest.raises(ValueError, match="'ema' is not an ingredient of densenet-fashion-mnist-long"):
-        long_ablation(tmp_path, planned)
+        long_ablation(tmp_path, PLANNED)
 
 
-def test_an_ablation_run_scored_on_a_validation_split_is_refused(tmp_path):
-    record(tmp_path / ABLATION / "densenet-fashion-mnist-long-no-crop-seed0", "2026-12-06T05:20:00Z",
-           {"test_acc": 0.94})  # record() files eval_split validation unless told
+def test_an_ablation_run_without_full_runs_or_scored_on_a_validation_split(tmp_path):
+    run = record(tmp_path / ABLATION / "densenet-fashion-mnist-long-no-crop-seed0", "2026-12-06T05:20:00Z",
+                 {"test_acc": 0.94, "eval_split": "test"})
+    rows = long_ablation(tmp_path, PLANNED).splitlines()
+    assert rows[2].startswith("| crop | 0.9400 | no full run at this seed | 0 |")
+    assert rows[4] == "Each row is one run, a single draw of its seed."
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "eval_split": "validation"}))
     with pytest.raises(ValueError, match="scored on the test set, not on validation"):
-        long_ablation(tmp_path, ["crop"])
+        long_ablation(tmp_path, PLANNED)
