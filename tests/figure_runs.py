@@ -241,14 +241,17 @@ def long_ablation(root: Path, planned: dict[str, tuple[str, str, Any]]) -> str:
     """One row per ingredient removed from the long preset (``planned``: every ingredient it uses), on the test
     set, each set beside the full recipe's run at the same seed, whose config must differ in that field alone
     (and in the preset's name)."""
-    full = {read_json(r / "config.json")["run"]["seed"]: r for r in preset_runs(root, LONG)}
+    full = {read_json(r / "config.json")["run"]["seed"]: (r, read_json(r / "summary.json")[headline(r)])
+            for r in preset_runs(root, LONG)}  # seed -> (run, accuracy)
     runs = _finished(root, ABLATION, f"{LONG}-no-")
     if not runs:
         return f"No ablation run has a record yet; they land in `{ABLATION}/`.\n"
     lines = ["| removed | test acc | change against the full recipe, same seed | seed | epochs | time | machine |",
              "|---|---:|---:|---:|---:|---:|---|"]
+    done = []
     for run in runs:
         name = run.name.removeprefix(f"{LONG}-no-").rsplit("-seed", 1)[0]
+        done.append(name)
         if name not in planned:
             raise ValueError(f"{run}: {name!r} is not an ingredient of {LONG} ({', '.join(planned)})")
         summary, config = read_json(run / "summary.json"), read_json(run / "config.json")
@@ -257,20 +260,19 @@ def long_ablation(root: Path, planned: dict[str, tuple[str, str, Any]]) -> str:
         seed, acc = config["run"]["seed"], summary[headline(run)]
         change = "no full run at this seed"
         if seed in full:
-            differs = _config_differences(config, read_json(full[seed] / "config.json"))
+            full_run, full_acc = full[seed]
+            differs = _config_differences(config, read_json(full_run / "config.json"))
             section, key, _ = planned[name]
             if differs != [f"{section}.{key}"]:
-                raise ValueError(f"{run}: its config differs from {full[seed].name}'s in {differs}, not in "
+                raise ValueError(f"{run}: its config differs from {full_run.name}'s in {differs}, not in "
                                  f"{section}.{key} alone")
-            change = f"{100 * (acc - read_json(full[seed] / 'summary.json')[headline(full[seed])]):+.2f} pt"
+            change = f"{100 * (acc - full_acc):+.2f} pt"
         lines.append(f"| {name} | {acc:.4f} | {change} | {seed} | {summary['epochs']} | "
                      f"{summary['elapsed_s'] / 60:.1f} min | {_machine(run)}, {summary['precision']} |")
     lines += ["", "Each row is one run, a single draw of its seed"]
     if len(full) > 1:
-        accs = [read_json(r / "summary.json")[headline(r)] for r in full.values()]
-        lines[-1] += f"; the full recipe's own seeds are {_spread(accs)}"
+        lines[-1] += f"; the full recipe's own seeds are {_spread([acc for _, acc in full.values()])}"
     lines[-1] += "."
-    done = {run.name.removeprefix(f"{LONG}-no-").rsplit("-seed", 1)[0] for run in runs}
     if missing := [name for name in planned if name not in done]:
         lines += ["", f"Not run yet: {', '.join(missing)}."]
     return "\n".join(lines) + "\n"

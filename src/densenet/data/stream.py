@@ -194,7 +194,7 @@ class _EndWithParent:
     """
 
     def __init__(self) -> None:
-        self.parent = os.getpid()
+        self.note_start()
 
     def note_start(self) -> None:
         """Record, just before ``iter(loader)`` starts workers, the process that will read their batches."""
