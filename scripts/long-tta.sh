@@ -28,6 +28,7 @@ if [ -z "${TEST:-}" ]; then
 else
   for out in docs/records/runs/densenet-fashion-mnist-long-seed*; do
     run=runs/records/$(basename "$out")
+    [ -f "$run/summary.json" ] || { echo "skipping $run: no run directory on this machine" >&2; continue; }
     grep -q '"interrupted": false' "$run/summary.json" || { echo "skipping $run: not finished" >&2; continue; }
     : > "$out/evaluation-command.txt"
     evaluate "$run" "$out" evaluation-test-flip --tta flip
