@@ -3,7 +3,11 @@
 ``gpu_bench.py allreduce cuda|cpu``: under torchrun, join a process group (nccl on CUDA, gloo on the CPU) and
 all-reduce one tensor; prints a JSON line.
 ``gpu_bench.py merge PARTS``: one JSON document from the folder PARTS (each part's output, exit status, seconds and
-command), the machine, and the issue's targets against the measured figures.
+command), the machine, and the issue's targets against the measured figures. ``$GPU_BENCH_SET`` names the parts:
+``perf`` (issue #23) or ``long`` (issue #22: the long preset's seeds, each with its run's config and metrics).
+``gpu_bench.py records GPU_BENCH_JSON FOLDER``: files a long set's runs as records,
+``FOLDER/densenet-fashion-mnist-long-seed<N>/`` with ``summary.json``, ``config.json``, ``metrics.jsonl``,
+``command.txt`` and ``machine.json`` (the GPU, torch and CUDA).
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+SETS = {"perf": ("seed", "densenet121", "memory", "torchrun", "nccl", "train10"),
+        "long": ("long-seed0", "long-seed1", "long-seed2")}
+LONG_PRESET = "densenet-fashion-mnist-long"
+LONG_GOAL = 0.955  # issue #22: the mean test accuracy of at least 2 seeds
 TARGETS = {  # issue #23, part 4
     "seed_images_per_s": 22000,  # 4x the textbook's V100 figure of about 5,500 images/s
     "densenet121_vs_peer": 1.2,
@@ -54,7 +62,22 @@ def _part(parts: Path, name: str) -> dict[str, Any]:
         entry["result"] = json.loads(last[-1]) if last else None
         log = parts / f"{name}.log"
         entry["log_tail"] = log.read_text()[-2000:] if log.is_file() else ""
+    run = parts.parent / "runs" / name
+    if name.startswith("long-") and (run / "config.json").is_file():  # what a record needs beside the summary
+        entry["run"] = {"config": json.loads((run / "config.json").read_text()),
+                        "metrics": [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+                                    if line.strip()] if (run / "metrics.jsonl").is_file() else []}
     return entry
+
+
+def _long_target(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Issue #22's goal against the finished seeds: mean test accuracy (sample std) over at least 2 of them."""
+    done = [p["result"] for p in parts.values() if p.get("result") and not p["result"].get("interrupted")]
+    accs = [r["test_acc"] for r in done]
+    mean = sum(accs) / len(accs) if accs else None
+    std = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5 if len(accs) > 1 else None
+    return {"seeds_finished": len(accs), "test_acc": accs, "mean": mean, "std": std, "goal": LONG_GOAL,
+            "met": len(accs) >= 2 and mean >= LONG_GOAL, "elapsed_s": [r["elapsed_s"] for r in done]}
 
 
 def _targets(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -86,15 +109,40 @@ def _targets(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def merge(folder: Path) -> None:
     import torch
 
-    names = ("seed", "densenet121", "memory", "torchrun", "nccl", "train10")
-    parts = {name: _part(folder, name) for name in names}
+    chosen = os.environ.get("GPU_BENCH_SET", "perf")
+    parts = {name: _part(folder, name) for name in SETS[chosen]}
     cuda = torch.cuda.is_available()
     doc = {"tiny": os.environ.get("GPU_BENCH_TINY", "0") == "1", "torch": torch.__version__,
            "cuda": torch.version.cuda, "gpu": torch.cuda.get_device_name(0) if cuda else None,
            "gpus": torch.cuda.device_count() if cuda else 0, "python": platform.python_version(),
-           "data": os.environ.get("DENSENET_DATA"), "targets": _targets(parts), "parts": parts,
+           "data": os.environ.get("DENSENET_DATA"), "set": chosen,
+           "targets": _long_target(parts) if chosen == "long" else _targets(parts), "parts": parts,
            "all_ok": all(p.get("exit") == 0 for p in parts.values())}
     print(json.dumps(doc, indent=2))
+
+
+def records(document: Path, folder: Path) -> None:
+    """File each long-set part that trained as a run record under ``folder``, named as record-runs.sh names them."""
+    doc = json.loads(document.read_text())
+    if doc.get("set") != "long":
+        sys.exit(f"error: {document} holds the {doc.get('set', 'perf')!r} set; records are filed from a "
+                 "GPU_BENCH_SET=long run")
+    if doc.get("tiny"):
+        print(f"note: {document} is a tiny-mode check on the CPU, not a GPU measurement", file=sys.stderr)
+    machine = {k: doc.get(k) for k in ("gpu", "gpus", "torch", "cuda", "python", "tiny")}
+    for name, part in doc["parts"].items():
+        if not part.get("run") or not part.get("result"):
+            print(f"skipping {name}: {'no time left' if part.get('skipped') else 'it left no run'}", file=sys.stderr)
+            continue
+        out = folder / f"{LONG_PRESET}-seed{name.removeprefix('long-seed')}"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(part["result"], indent=2) + "\n")
+        (out / "config.json").write_text(json.dumps(part["run"]["config"], indent=2) + "\n")
+        (out / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in part["run"]["metrics"]))
+        (out / "command.txt").write_text(f"{part['command']}\nexit {part['exit']} after {part['seconds']} s "
+                                         f"(cap {part['cap_s']} s), from scripts/gpu-bench.sh GPU_BENCH_SET=long\n")
+        (out / "machine.json").write_text(json.dumps(machine, indent=2) + "\n")
+        print(out)
 
 
 if __name__ == "__main__":
@@ -102,5 +150,7 @@ if __name__ == "__main__":
         allreduce(sys.argv[2])
     elif sys.argv[1:2] == ["merge"]:
         merge(Path(sys.argv[2]))
+    elif sys.argv[1:2] == ["records"] and len(sys.argv) == 4:
+        records(Path(sys.argv[2]), Path(sys.argv[3]))
     else:
-        sys.exit("usage: gpu_bench.py allreduce cuda|cpu | merge PARTS")
+        sys.exit("usage: gpu_bench.py allreduce cuda|cpu | merge PARTS | records GPU_BENCH_JSON FOLDER")
