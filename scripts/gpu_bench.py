@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,9 +65,10 @@ def _part(parts: Path, name: str) -> dict[str, Any]:
         entry["log_tail"] = log.read_text()[-2000:] if log.is_file() else ""
     run = parts.parent / "runs" / name
     if name.startswith("long-") and (run / "config.json").is_file():  # what a record needs beside the summary
+        from densenet.engine.logging import read_metrics
+
         entry["run"] = {"config": json.loads((run / "config.json").read_text()),
-                        "metrics": [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
-                                    if line.strip()] if (run / "metrics.jsonl").is_file() else []}
+                        "metrics": read_metrics(run) if (run / "metrics.jsonl").is_file() else []}
     return entry
 
 
@@ -74,8 +76,8 @@ def _long_target(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Issue #22's goal against the finished seeds: mean test accuracy (sample std) over at least 2 of them."""
     done = [p["result"] for p in parts.values() if p.get("result") and not p["result"].get("interrupted")]
     accs = [r["test_acc"] for r in done]
-    mean = sum(accs) / len(accs) if accs else None
-    std = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5 if len(accs) > 1 else None
+    mean = statistics.mean(accs) if accs else None
+    std = statistics.stdev(accs) if len(accs) > 1 else None
     return {"seeds_finished": len(accs), "test_acc": accs, "mean": mean, "std": std, "goal": LONG_GOAL,
             "met": len(accs) >= 2 and mean >= LONG_GOAL, "elapsed_s": [r["elapsed_s"] for r in done]}
 
@@ -123,6 +125,8 @@ def merge(folder: Path) -> None:
 
 def records(document: Path, folder: Path) -> None:
     """File each long-set part that trained as a run record under ``folder``, named as record-runs.sh names them."""
+    from densenet.rundir.files import write_json
+
     doc = json.loads(document.read_text())
     if doc.get("set") != "long":
         sys.exit(f"error: {document} holds the {doc.get('set', 'perf')!r} set; records are filed from a "
@@ -136,12 +140,12 @@ def records(document: Path, folder: Path) -> None:
             continue
         out = folder / f"{LONG_PRESET}-seed{name.removeprefix('long-seed')}"
         out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(part["result"], indent=2) + "\n")
-        (out / "config.json").write_text(json.dumps(part["run"]["config"], indent=2) + "\n")
+        write_json(out / "summary.json", part["result"])
+        write_json(out / "config.json", part["run"]["config"])
         (out / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in part["run"]["metrics"]))
         (out / "command.txt").write_text(f"{part['command']}\nexit {part['exit']} after {part['seconds']} s "
                                          f"(cap {part['cap_s']} s), from scripts/gpu-bench.sh GPU_BENCH_SET=long\n")
-        (out / "machine.json").write_text(json.dumps(machine, indent=2) + "\n")
+        write_json(out / "machine.json", machine)
         print(out)
 
 
