@@ -3,8 +3,11 @@
 # 5000 training images held out (--val-split 5000, the same draw for every run), the test set never read.
 # Every variant starts from the recommended densenet-fashion-mnist preset at 64x64 and trains PROXY_EPOCHS epochs;
 # each files its records under docs/records/search/long/<preset>-seed0<tag>/ through scripts/record-runs.sh.
+# -crop-erase-avg, added after the preset was chosen, is -crop-erase again with its last 3 checkpoints kept, and
+# scripts/long-average.sh scores their mean (checkpoint averaging, the next ingredient to try; README).
 # Usage, from the repository root:  nohup bash scripts/long-search.sh [TAG ...] > runs/long-search.log 2>&1 &
-# Without TAGs every variant runs, in the order below. Summarise with: python scripts/search_table.py docs/records/search/long
+# Without TAGs every variant runs, in the order below. Then `PYTHONPATH=src python -m tests.figures --write` tables them
+# in the README (its long-search and long-average blocks).
 set -uo pipefail
 PROXY_EPOCHS=${PROXY_EPOCHS:-8}
 common="--val-split 5000 --epochs $PROXY_EPOCHS --ema 0.999"  # EMA is scored beside the raw weights in every run
@@ -13,11 +16,15 @@ declare -A variant=(
   [-crop-erase]="--crop-padding 4 --random-erasing 0.25"
   [-crop-erase-ta]="--crop-padding 4 --random-erasing 0.25 --augment trivialaugment"
   [-crop-erase-mixup]="--crop-padding 4 --random-erasing 0.25 --mixup 0.2"
+  [-crop-erase-avg]="--crop-padding 4 --random-erasing 0.25 --keep-checkpoints 3"
 )
-order=(-crop -crop-erase -crop-erase-ta -crop-erase-mixup)
+# Variants that keep their last K checkpoints: scripts/long-average.sh then scores the mean of the last K epochs.
+declare -A average=([-crop-erase-avg]=3)
+order=(-crop -crop-erase -crop-erase-ta -crop-erase-mixup -crop-erase-avg)
 [ $# -gt 0 ] && order=("$@")
 for tag in "${order[@]}"; do
   [ -n "${variant[$tag]+x}" ] || { echo "unknown variant $tag; known: ${!variant[*]}" >&2; exit 2; }
   RECORDS=docs/records/search/long TAG=$tag EXTRA="$common ${variant[$tag]}" \
     bash scripts/record-runs.sh densenet-fashion-mnist:0
+  if [ -n "${average[$tag]+x}" ]; then bash scripts/long-average.sh "densenet-fashion-mnist-seed0$tag" "${average[$tag]}"; fi
 done

@@ -14,6 +14,7 @@ from tests.figure_runs import (
     ablation_planned,
     fashion_mnist_table,
     long_ablation,
+    long_average,
     long_search,
     long_tta,
     preset_comparison,
@@ -249,6 +250,7 @@ def renderers(root: Path) -> dict[str, tuple[str, Callable[[], str]]]:
         "backends-2threads": ("BENCHMARKS.md", lambda: backends_2threads(two, one)),
         "long-search": ("README.md", lambda: long_search(root)),
         "long-tta": ("README.md", lambda: long_tta(root)),
+        "long-average": ("README.md", lambda: long_average(root)),
         "long-ablation": ("README.md", lambda: long_ablation(root, ablation_planned(root))),
         **{f"{block}-runs": ("README.md", lambda preset=preset: seed_runs(root, preset)) for block, preset in
            (("seed", "d2l-fashion-mnist"), ("recommended", "densenet-fashion-mnist"),

@@ -138,6 +138,40 @@ def long_tta(root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def long_average(root: Path) -> str:
+    """Checkpoint averaging measured on a search run's own validation images (scripts/long-average.sh): the last
+    epoch's raw weights with the BatchNorm statistics training left, the same weights with them re-estimated, and
+    the mean of the last K epochs' weights, re-estimated; each against the first."""
+    runs = [r for r in _finished(root, SEARCH, "densenet-fashion-mnist-seed") if any(r.glob("average-last*.json"))]
+    if not runs:
+        return "Not measured yet: `bash scripts/long-average.sh NAME K` files the evaluations beside a search record.\n"
+    lines = ["| variant | weights | BatchNorm statistics | val acc | change |", "|---|---|---|---:|---:|"]
+    for run in runs:
+        summary = read_json(run / "summary.json")
+        if summary.get("weights", "raw") != "raw":
+            raise ValueError(f"{run}: its model.safetensors holds the {summary['weights']} weights, and the averages "
+                             "are of the raw weights; compare like with like")
+        base = _evaluation(run, "evaluation-validation", "validation", None)
+        lines.append(f"| `{_variant(run)}` | epoch {summary['epochs']} | as trained | {base['accuracy']:.4f} | |")
+        averages = {int(p.stem.removeprefix("average-last")): read_json(p) for p in run.glob("average-last*.json")}
+        for k, average in sorted(averages.items()):
+            epochs = average["averaged"]["epochs"]
+            if average["eval_split"] != "validation":
+                raise ValueError(f"{run}/average-last{k}.json is scored on the {average['eval_split']} split; the "
+                                 "search never reads the test set")
+            if len(epochs) != k or epochs[-1] != summary["epochs"] or Path(average["averaged"]["run_dir"]).name \
+                    != run.name:
+                raise ValueError(f"{run}/average-last{k}.json averages epochs {epochs} of "
+                                 f"{average['averaged']['run_dir']}, not the last {k} of {run.name}")
+            weights = f"epoch {epochs[0]}" if k == 1 else f"mean of epochs {epochs[0]}-{epochs[-1]}"
+            lines.append(f"| `{_variant(run)}` | {weights} | re-estimated | {average['test_acc']:.4f} | "
+                         f"{100 * (average['test_acc'] - base['accuracy']):+.2f} pt |")
+    lines += ["", f"`densenet evaluate RUN --split validation` and `densenet average RUN --last K` on the run's "
+              f"{base['examples']:,} held-out training images, in fp32; `average` re-estimates the statistics with "
+              "one pass over the augmented training batches."]
+    return "\n".join(lines) + "\n"
+
+
 def headline(run: Path) -> str:
     """The summary key of the accuracy a run's preset ships: its EMA weights' when it trains with ``--ema``."""
     return "ema_test_acc" if read_json(run / "config.json")["optim"].get("ema") else "test_acc"

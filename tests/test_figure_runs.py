@@ -14,6 +14,7 @@ from tests.figure_runs import (
     SEARCH,
     fashion_mnist_table,
     long_ablation,
+    long_average,
     long_search,
     long_tta,
     preset_comparison,
@@ -75,6 +76,41 @@ def test_flip_tta_is_tabled_for_each_variant_measured_with_its_change(tmp_path):
     evaluation(run, "evaluation-validation-flip", "test", "flip", 0.95)  # the test set under a validation name
     with pytest.raises(ValueError, match="evaluated split 'test' with TTA 'flip', not 'validation' with 'flip'"):
         long_tta(tmp_path)
+
+
+def average(folder: Path, k: int, epochs: list[int], accuracy: float, split: str = "validation") -> None:
+    """What `densenet average --json` writes, reduced to the keys the block reads."""
+    (folder / f"average-last{k}.json").write_text(json.dumps({
+        "test_acc": accuracy, "eval_split": split,
+        "averaged": {"run_dir": f"runs/records/{folder.name}", "epochs": epochs}}))
+
+
+def test_checkpoint_averages_are_tabled_against_the_last_epoch_as_trained(tmp_path):
+    root = tmp_path / SEARCH
+    assert long_average(tmp_path).startswith("Not measured yet: `bash scripts/long-average.sh NAME K`")
+    run = record(root / "densenet-fashion-mnist-seed0-crop-erase-avg", "2026-12-06T12:00:00Z",
+                 {"test_acc": 0.9338, "weights": "raw"})
+    record(root / "densenet-fashion-mnist-seed0-crop", "2026-12-01T22:30:00Z", {"test_acc": 0.9322})  # not averaged
+    evaluation(run, "evaluation-validation", "validation", None, 0.9342)
+    average(run, 3, [6, 7, 8], 0.9361)
+    average(run, 1, [8], 0.9340)
+    rows = long_average(tmp_path).splitlines()
+    assert rows[2:6] == ["| `-crop-erase-avg` | epoch 8 | as trained | 0.9342 | |",
+                         "| `-crop-erase-avg` | epoch 8 | re-estimated | 0.9340 | -0.02 pt |",
+                         "| `-crop-erase-avg` | mean of epochs 6-8 | re-estimated | 0.9361 | +0.19 pt |", ""]
+    assert "on the run's 5,000 held-out training images, in fp32" in rows[-1]
+
+    average(run, 3, [5, 6, 7], 0.94)  # not the run's last epochs
+    with pytest.raises(ValueError, match=r"averages epochs \[5, 6, 7\] of .*, not the last 3 of"):
+        long_average(tmp_path)
+    average(run, 3, [6, 7, 8], 0.95, split="test")
+    with pytest.raises(ValueError, match="average-last3.json is scored on the test split"):
+        long_average(tmp_path)
+    average(run, 3, [6, 7, 8], 0.9361)
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "weights": "ema"}))
+    with pytest.raises(ValueError, match="holds the ema weights"):
+        long_average(tmp_path)
 
 
 def long_runs(root: Path) -> str:
