@@ -98,8 +98,8 @@ def long_search(root: Path) -> str:
         if summary["eval_split"] != "validation":
             raise ValueError(f"{run}: a search run evaluates on its validation split, not on {summary['eval_split']}")
         flags = (run / "command.txt").read_text().splitlines()[0].split("--no-progress", 1)[1].strip()
-        lines.append(f"| `{_variant(run)}` | `{flags}` | {summary['epochs']} | "
-                     f"{summary['test_acc']:.4f} | {summary.get('ema_test_acc', float('nan')):.4f} | "
+        ema = f"{summary['ema_test_acc']:.4f}" if "ema_test_acc" in summary else "— (no `--ema`)"
+        lines.append(f"| `{_variant(run)}` | `{flags}` | {summary['epochs']} | {summary['test_acc']:.4f} | {ema} | "
                      f"{summary['elapsed_s'] / 60:.1f} |")
     lines += ["", f"Every run on {_machine(runs[0])}, {read_json(runs[0] / 'summary.json')['precision']}, compiled; "
               "accuracies are of the last epoch on the 5,000 held-out training images."]

@@ -54,6 +54,10 @@ def test_the_search_table_lists_every_variant_in_the_order_it_ran(tmp_path):
     assert rows[3].startswith("| `-crop-erase` | `--val-split 5000 --crop-padding 4 --random-erasing 0.25` | 8 | "
                               "0.9402")
     assert "Every run on Intel Xeon, 2 CPUs (bf16/AMX flags: amx_bf16 amx_int8 avx512_bf16), bf16" in rows[-1]
+    record(root / "densenet-fashion-mnist-seed0-long-avg", "2026-12-06T14:00:00Z", {"test_acc": 0.9421, "epochs": 45},
+           "--val-split 5000 --epochs 45 --keep-checkpoints 10")  # trained without --ema
+    assert long_search(tmp_path).splitlines()[4] == ("| `-long-avg` | `--val-split 5000 --epochs 45 --keep-checkpoints "
+                                                      "10` | 45 | 0.9421 | — (no `--ema`) | 13.0 |")
 
 
 def test_a_search_run_that_read_the_test_set_is_refused(tmp_path):

@@ -20,10 +20,11 @@ def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("args", [(), ("densenet-fashion-mnist-seed0-crop-erase-avg",),
                                   ("densenet-fashion-mnist-seed0-crop-erase-avg", "0"),
-                                  ("densenet-fashion-mnist-seed0-crop-erase-avg", "three")])
+                                  ("densenet-fashion-mnist-seed0-crop-erase-avg", "three"),
+                                  ("densenet-fashion-mnist-seed0-long-avg", "3", "ten")])
 def test_usage_errors_exit_2(tmp_path, args):
     result = run(tmp_path, *args)
-    assert result.returncode == 2 and result.stderr.startswith("usage: bash scripts/long-average.sh NAME K")
+    assert result.returncode == 2 and result.stderr.startswith("usage: bash scripts/long-average.sh NAME K [K ...]")
 
 
 def test_a_variant_not_trained_yet_is_named(tmp_path):
