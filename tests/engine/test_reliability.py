@@ -8,7 +8,6 @@ and every ``metrics.jsonl`` row are either the previous complete version or the 
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import random
@@ -69,28 +68,6 @@ def snapshot(run: Path) -> dict[str, bytes]:
 # ------------------------------------------------------------------ a full disk
 
 
-def test_full_disk_during_a_checkpoint_or_weights_write_keeps_the_previous_files(shapes, tmp_path, monkeypatch):
-    run = tmp_path / "run"
-    train(tiny(shapes), run, progress=False)
-    before = snapshot(run)
-
-    failed = fill_disk(monkeypatch.setattr, writes=("last.pt",))
-    with pytest.raises(OSError) as info:
-        train(tiny(shapes, epochs=2), run, resume=True, progress=False)
-    assert info.value.errno == errno.ENOSPC and failed == ["last.pt"]
-    assert snapshot(run) == before  # epoch 1's checkpoint, weights and metrics, untouched
-    assert_intact(run)  # and the half-written temporary file is gone
-
-    monkeypatch.undo()
-    failed = fill_disk(monkeypatch.setattr, writes=("model.safetensors",))
-    with pytest.raises(OSError):
-        train(tiny(shapes, epochs=2), run, resume=True, progress=False)
-    assert failed == ["model.safetensors"]
-    assert (run / "model.safetensors").read_bytes() == before["model.safetensors"]
-    assert load_checkpoint(run)["epoch"] == 2 and epochs_in(run) == [1, 2]
-    assert_intact(run)
-
-
 def test_full_disk_while_appending_a_metrics_row_leaves_no_half_row(shapes, tmp_path, monkeypatch):
     run = tmp_path / "run"
     train(tiny(shapes), run, progress=False)
@@ -106,8 +83,13 @@ def test_full_disk_while_appending_a_metrics_row_leaves_no_half_row(shapes, tmp_
     assert epochs_in(run) == [1, 2, 3]
 
 
-@pytest.mark.parametrize("where", ["writes=('last.pt',)", "appends=('metrics.jsonl',)"])
+@pytest.mark.parametrize("where", ["writes=('last.pt',)", "writes=('model.safetensors',)",
+                                   "appends=('metrics.jsonl',)"])
 def test_full_disk_through_the_cli_says_what_to_do(where, shapes, tmp_path):
+    """A disk that fills up during the checkpoint, the weights or a metrics row keeps the previous complete files.
+
+    Run in a fresh process: the in-process version of the checkpoint and weights cases made the pytest-xdist
+    worker itself exit in 2 of 3 full-suite runs on 2026-12-06 (cause not found; tests pass alone)."""
     run = tmp_path / "run"
     train(tiny(shapes), run, progress=False)
     before = snapshot(run)
@@ -117,10 +99,13 @@ def test_full_disk_through_the_cli_says_what_to_do(where, shapes, tmp_path):
     assert message == ("no space left on device ([errno 28] no space left on device). free some disk space or "
                        "choose another --out folder.")
     if "last.pt" in where:
-        assert snapshot(run) == before
+        assert snapshot(run) == before  # epoch 1's checkpoint, weights and metrics, untouched
+    elif "model.safetensors" in where:  # epoch 2's checkpoint and row came first; the weights stay epoch 1's
+        assert (run / "model.safetensors").read_bytes() == before["model.safetensors"]
+        assert load_checkpoint(run)["epoch"] == 2 and epochs_in(run) == [1, 2]
     else:  # the checkpoint came first; the half row was cut off again
         assert load_checkpoint(run)["epoch"] == 2 and epochs_in(run) == [1]
-    assert_intact(run)
+    assert_intact(run)  # and the half-written temporary file is gone
 
 
 # ------------------------------------------------------------------ a diverging loss
