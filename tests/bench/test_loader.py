@@ -12,7 +12,7 @@ def test_data_bench_reports_every_worker_count(tmp_path):
     assert [r["workers"] for r in doc["rows"]] == [0, 2]
     for row in doc["rows"]:
         assert row["images_per_s"] > 0
-        assert abs(row["images_per_s"] * row["median_batch_s"] / 4 - 1) < 0.01  # images/s = batch / median batch time
+        assert abs(row["images_per_s"] * row["median_batch_s"] / 4 - 1) < 0.002  # images/s = batch / median batch time
     assert (doc["pictures"], doc["resize"], doc["rounds"]) == (18, 64, 2)  # the 80% train split of 24
     assert {"cpu", "avx512_bf16", "amx_bf16", "amx_int8", "command"} <= set(doc["machine"])
 
