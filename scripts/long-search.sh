@@ -20,7 +20,8 @@ declare -A variant=(
   [-crop-erase-mixup]="$proxy --crop-padding 4 --random-erasing 0.25 --mixup 0.2"
   [-crop-erase-avg]="$proxy --crop-padding 4 --random-erasing 0.25 --keep-checkpoints 3"
   # The long preset's own recipe at its full length (45 epochs), its last 10 checkpoints kept for averaging. No EMA:
-  # model.safetensors then holds the raw weights that the averages are compared with.
+  # model.safetensors then holds the raw weights that the averages are compared with. tests/test_long_search_script.py
+  # checks that these flags give exactly the preset's configuration.
   [-long-avg]="--epochs 45 --crop-padding 4 --random-erasing 0.25 --keep-checkpoints 10"
 )
 # Variants that keep their last checkpoints: scripts/long-average.sh then scores the mean of the last K epochs, each K.
