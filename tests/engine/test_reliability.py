@@ -86,10 +86,8 @@ def test_full_disk_while_appending_a_metrics_row_leaves_no_half_row(shapes, tmp_
 @pytest.mark.parametrize("where", ["writes=('last.pt',)", "writes=('model.safetensors',)",
                                    "appends=('metrics.jsonl',)"])
 def test_full_disk_through_the_cli_says_what_to_do(where, shapes, tmp_path):
-    """A disk that fills up during the checkpoint, the weights or a metrics row keeps the previous complete files.
-
-    Run in a fresh process: the in-process version of the checkpoint and weights cases made the pytest-xdist
-    worker itself exit in 2 of 3 full-suite runs on 2026-12-06 (cause not found; tests pass alone)."""
+    """A disk that fills up during the checkpoint, the weights or a metrics row keeps the previous complete files,
+    and the command that a user runs says what to do."""
     run = tmp_path / "run"
     train(tiny(shapes), run, progress=False)
     before = snapshot(run)

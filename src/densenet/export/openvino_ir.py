@@ -18,6 +18,7 @@ so a failed export or check leaves no ``.xml`` that could be loaded.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -46,6 +47,23 @@ def require_openvino(what: str = "OpenVINO") -> Any:
     except ImportError:
         raise ExportError(f"{what} needs the openvino package: {INSTALL}") from None
     return openvino
+
+
+@functools.cache
+def openvino_core() -> Any:
+    """The process's one ``openvino.Core``, its CPU plugin loaded; every OpenVINO call here goes through it.
+
+    Each instance of OpenVINO's CPU plugin (one per ``Core`` that uses the CPU) maps a new alternate signal stack
+    for the thread that creates it, and unmaps it when destroyed, giving the thread its previous stack back only
+    when destroyed on that thread in reverse order of creation. Two Cores freed in creation order, or one freed on
+    another thread, leave the main thread's alternate stack unmapped: the next signal with a Python handler
+    (Ctrl-C, SIGTERM, the DataLoader's SIGCHLD) then kills the process with SIGSEGV and no traceback (openvino
+    2026.4; tests/export/test_openvino_signals.py). One Core that lives as long as the process,
+    its plugin loaded before NNCF creates Cores of its own, keeps that from happening.
+    """
+    core = require_openvino().Core()
+    core.get_property("CPU", "FULL_DEVICE_NAME")  # loads the CPU plugin now, so it outlives every later one
+    return core
 
 
 def sidecar_path(xml: str | Path) -> Path:
@@ -84,6 +102,7 @@ def quantize_openvino(converted: Any, batches: Iterable[torch.Tensor]) -> Any:
     items = [b.numpy() for b in batches]
     if not items:
         raise ExportError("int8 quantization needs at least one calibration picture")
+    openvino_core()  # our CPU plugin first: NNCF's own Cores then nest inside it (see openvino_core)
     with _quiet_nncf(nncf):
         return nncf.quantize(converted, nncf.Dataset(items), subset_size=len(items),
                              preset=nncf.QuantizationPreset.MIXED)
@@ -140,7 +159,7 @@ def save_ir(converted: Any, path: str | Path, precision: str, meta: dict[str, An
         staged = Path(tmp) / "model.xml"  # the serializer wants a .xml name
         ov.serialize(converted, str(staged), str(staged.with_suffix(".bin")))  # fp32 as is; save_model halves it
         if check is not None:
-            check(ov.Core().read_model(str(staged)))
+            check(openvino_core().read_model(str(staged)))
         os.replace(staged, xml)
         os.replace(staged.with_suffix(".bin"), weights)
         side.write_text(json.dumps(doc, indent=2) + "\n")
@@ -172,14 +191,14 @@ def compile_ir(source: str | Path | Any, precision: str | None = None, threads: 
     Returns:
         The ``openvino.CompiledModel``.
     """
-    ov = require_openvino()
     if isinstance(source, (str, Path)):
         if not Path(source).is_file():
             raise ExportError(f"{source} does not exist")
         precision = precision or read_sidecar(source)["precision"]
         source = str(source)
-    return ov.Core().compile_model(source, "CPU", compile_options(precision or "fp32", threads))
+    return openvino_core().compile_model(source, "CPU", compile_options(precision or "fp32", threads))
 
 
 __all__ = ["INSTALL", "OV_PRECISIONS", "PRECISION_HINTS", "SIDECAR_SUFFIX", "compile_ir", "compile_options",
-           "quantize_openvino", "read_sidecar", "require_openvino", "save_ir", "sidecar_path", "to_openvino"]
+           "openvino_core", "quantize_openvino", "read_sidecar", "require_openvino", "save_ir", "sidecar_path",
+           "to_openvino"]
