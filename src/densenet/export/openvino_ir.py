@@ -58,8 +58,8 @@ def openvino_core() -> Any:
     when destroyed on that thread in reverse order of creation. Two Cores freed in creation order, or one freed on
     another thread, leave the main thread's alternate stack unmapped: the next signal with a Python handler
     (Ctrl-C, SIGTERM, the DataLoader's SIGCHLD) then kills the process with SIGSEGV and no traceback (openvino
-    2026.4; tests/export/test_openvino_signals.py). One Core that lives as long as the process,
-    its plugin loaded before NNCF creates Cores of its own, keeps that from happening.
+    2026.4; tests/export/test_openvino_ir.py). One Core that lives as long as the process, its plugin loaded
+    before NNCF creates Cores of its own, keeps that from happening.
     """
     core = require_openvino().Core()
     core.get_property("CPU", "FULL_DEVICE_NAME")  # loads the CPU plugin now, so it outlives every later one
