@@ -9,6 +9,7 @@ runs in a fresh process, since the failure kills it.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -49,7 +50,7 @@ PLAIN = """
 def run(use: str) -> subprocess.CompletedProcess:
     code = textwrap.dedent(SCRIPT).replace("{use}", textwrap.dedent(use).strip())
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)})
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)})
 
 
 def test_compiled_models_freed_in_any_order_leave_signals_deliverable():
